@@ -1,0 +1,472 @@
+#!/usr/bin/env node
+// Patchbay benchmarks. Run with `npm run bench` (builds first), or
+// `node bench/run.mjs [--only name[,name…]]` against an existing build.
+//
+// Machines running this are shared and noisy, so every figure is reported next to a bare
+// Node.js baseline measured in the same run, runs of the two are interleaved, and the
+// ratio patchbay ÷ baseline is what to compare between machines and commits.
+// Results: printed as a Markdown table, and written to bench/results/latest.{md,json}.
+//
+// To add a benchmark, write a function `(context) => Section` and list it in BENCHES.
+// A Section is { title, rows: Row[], notes: string[], details: object } where a Row is
+// { metric, unit, patchbay, baseline, ratio, aim } (numbers in `unit`; aim is text or '').
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseAllDocuments, parseDocument } from 'yaml';
+
+const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI_PATH = join(REPO_ROOT, 'bin', 'patchbay.js');
+const CPU_PROBE_URL = pathToFileURL(join(REPO_ROOT, 'bench', 'cpu-probe.mjs')).href;
+const BASELINE_PARSE_PATH = join(REPO_ROOT, 'bench', 'baseline-parse.mjs');
+const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
+
+/** A child still running after this long is killed and the benchmark fails. */
+const CHILD_TIMEOUT_MS = 60_000;
+/** Room for `--format json` output, which grows with the number of diagnostics. */
+const CHILD_MAX_OUTPUT_BYTES = 256 * 1024 * 1024;
+
+const VALIDATE_MANIFESTS = 1000;
+const VALIDATE_RUNS = 5;
+const STARTUP_RUNS = 20;
+const STARTUP_AIM_MS = 150;
+const VALIDATE_AIM_CPU_MS = 1000;
+
+/** Folders and files to remove on exit, including Ctrl-C. */
+const pendingCleanups = new Set();
+/** Children started so far; names each child's CPU file. */
+let childCount = 0;
+
+const BENCHES = [
+  { name: 'validate', run: benchValidate },
+  { name: 'startup', run: benchStartup },
+];
+
+function main() {
+  const names = selectBenches(process.argv.slice(2));
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => {
+      runCleanups();
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  }
+  process.on('exit', runCleanups);
+
+  const packageVersion = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version;
+  const context = { packageVersion };
+  const machine = describeMachine();
+  const sections = [];
+  for (const bench of BENCHES.filter((b) => names.includes(b.name))) {
+    process.stderr.write(`bench: ${bench.name}…\n`);
+    sections.push({ name: bench.name, ...bench.run(context) });
+  }
+
+  const report = { date: new Date().toISOString(), patchbayVersion: packageVersion, machine, sections };
+  const markdown = renderMarkdown(report);
+  process.stdout.write(markdown);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileAtomic(join(RESULTS_DIR, 'latest.md'), markdown);
+  writeFileAtomic(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  process.stderr.write(`bench: wrote ${join('bench', 'results', 'latest.md')} and latest.json\n`);
+}
+
+/** Parses the command line into the names of the benchmarks to run; exits 2 on misuse. */
+function selectBenches(argv) {
+  const known = BENCHES.map((b) => b.name);
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (error) {
+    usage(error.message, known);
+  }
+  if (values.help) usage('', known, 0);
+  if (!values.only) return known;
+  const names = values.only.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length > 0 || names.length === 0) usage(`unknown benchmark "${unknown.join(', ')}"`, known);
+  return names;
+}
+
+function usage(problem, known, code = 2) {
+  if (problem) process.stderr.write(`bench: ${problem}\n`);
+  process.stderr.write(`usage: node bench/run.mjs [--only ${known.join('|')}[,…]]\n`);
+  process.exit(code);
+}
+
+// ---------------------------------------------------------------------------------------
+// validate: `patchbay validate` over 1,000 manifests vs. reading and parsing them bare.
+
+function benchValidate() {
+  const corpusDir = mkdtempSync(join(os.tmpdir(), 'patchbay-bench-'));
+  pendingCleanups.add(corpusDir);
+  try {
+    const { templateSource, templateCount } = writeCorpus(corpusDir, VALIDATE_MANIFESTS);
+    const patchbayArgs = [CLI_PATH, 'validate', corpusDir, '--format', 'json'];
+    const baselineArgs = [BASELINE_PARSE_PATH, corpusDir];
+
+    // Untimed first runs: warm the file cache, and refuse to time output that is wrong.
+    const check = checkValidateOutput(runChild(patchbayArgs, { cpuProbe: true }));
+    checkBaselineOutput(runChild(baselineArgs, { cpuProbe: true }));
+
+    const patchbay = [];
+    const baseline = [];
+    for (let i = 0; i < VALIDATE_RUNS; i++) {
+      // Alternate which goes first, so a slow drift of the machine hits both alike.
+      const order = i % 2 === 0 ? ['p', 'b'] : ['b', 'p'];
+      for (const which of order) {
+        if (which === 'p') patchbay.push(checkedExit(runChild(patchbayArgs, { cpuProbe: true }), 'patchbay validate'));
+        else baseline.push(checkedExit(runChild(baselineArgs, { cpuProbe: true }), 'baseline-parse'));
+      }
+    }
+
+    const cpu = { p: median(patchbay.map((r) => r.cpuMs)), b: median(baseline.map((r) => r.cpuMs)) };
+    const wall = { p: median(patchbay.map((r) => r.wallMs)), b: median(baseline.map((r) => r.wallMs)) };
+    const perSecond = (ms) => (VALIDATE_MANIFESTS * 1000) / ms;
+    const n = VALIDATE_MANIFESTS.toLocaleString('en-US');
+    const cpuAimMet = cpu.p < VALIDATE_AIM_CPU_MS;
+    return {
+      title: `validate ${n} manifests`,
+      rows: [
+        row(`validate ${n} manifests: CPU time (median of ${VALIDATE_RUNS})`, 'ms', cpu.p, cpu.b,
+          `${n} manifests in well under 1 s of CPU (${cpuAimMet ? 'met' : 'missed'})`),
+        row('validate: manifests/s of CPU', '/s', perSecond(cpu.p), perSecond(cpu.b), ''),
+        row(`validate ${n} manifests: wall time (median of ${VALIDATE_RUNS})`, 'ms', wall.p, wall.b, ''),
+        row('validate: manifests/s of wall time', '/s', perSecond(wall.p), perSecond(wall.b), ''),
+      ],
+      notes: [
+        `patchbay: \`node bin/patchbay.js validate <dir> --format json\` over ${n} manifests, one a file, ` +
+          `made from ${templateCount} ${templateSource} with renamed \`metadata.name\`` +
+          (check.warnings > 0 ? ` (${check.warnings} warnings reported)` : '') + '.',
+        'baseline: `node bench/baseline-parse.mjs <dir>`: start Node, read the same files, `yaml` parseDocument, no validation.',
+        'CPU is user + system time of the child process (all its threads), read by bench/cpu-probe.mjs at exit.',
+      ],
+      details: {
+        manifests: VALIDATE_MANIFESTS,
+        templateSource,
+        templateCount,
+        summary: check.summary,
+        samples: { patchbay: patchbay.map(stripOutput), baseline: baseline.map(stripOutput) },
+      },
+    };
+  } finally {
+    rmSync(corpusDir, { recursive: true, force: true });
+    pendingCleanups.delete(corpusDir);
+  }
+}
+
+/**
+ * Writes `count` manifests, one a file, into `dir`: copies of the Integration documents of
+ * the repository's integrations/*.yaml (read now, so the corpus follows the examples), or of
+ * a built-in template when there are none, each renamed `bench-<n>-<original>`.
+ */
+function writeCorpus(dir, count) {
+  let templates = readExampleIntegrations();
+  let templateSource = 'example integrations from integrations/';
+  if (templates.length === 0) {
+    templates = [parseDocument(BUILT_IN_TEMPLATE)];
+    templateSource = 'built-in template (integrations/ has no examples yet)';
+  }
+  const width = String(count).length;
+  for (let i = 0; i < count; i++) {
+    const document = templates[i % templates.length].clone();
+    const original = String(document.getIn(['metadata', 'name']));
+    document.setIn(['metadata', 'name'], benchName(i + 1, original));
+    const fileName = `bench-${String(i + 1).padStart(width, '0')}.yaml`;
+    writeFileSync(join(dir, fileName), document.toString({ lineWidth: 0 }));
+  }
+  return { templateSource, templateCount: templates.length };
+}
+
+/**
+ * The Integration documents of integrations/*.yaml and *.yml. A file that does not parse,
+ * or that also holds other kinds (a custom Provider its integrations may need), is left out:
+ * its documents could not be validated alone.
+ */
+function readExampleIntegrations() {
+  const dir = join(REPO_ROOT, 'integrations');
+  let names;
+  try {
+    names = readdirSync(dir);
+  } catch (error) {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  }
+  const templates = [];
+  for (const name of names.filter((n) => /\.ya?ml$/.test(n)).sort()) {
+    const documents = parseAllDocuments(readFileSync(join(dir, name), 'utf8'));
+    const usable = documents.every((d) => d.errors.length === 0 && d.get('kind') === 'Integration'
+      && typeof d.getIn(['metadata', 'name']) === 'string');
+    if (usable) templates.push(...documents);
+  }
+  return templates;
+}
+
+/** `bench-<n>-<original>`, cut to a 63-character DNS label; `n` keeps names unique. */
+function benchName(n, original) {
+  return `bench-${n}-${original}`.slice(0, 63).replace(/-+$/, '');
+}
+
+function checkValidateOutput(result) {
+  let report;
+  try {
+    report = JSON.parse(result.stdout);
+  } catch {
+    fail('patchbay validate --format json', result, 'stdout is not JSON');
+  }
+  const summary = report.summary ?? {};
+  if (result.status !== 0 || summary.errors !== 0) {
+    const firstProblems = (report.diagnostics ?? [])
+      .filter((d) => d.severity === 'error')
+      .slice(0, 5)
+      .map((d) => `  ${d.file}:${d.line}:${d.column}: ${d.code}: ${d.message}`)
+      .join('\n');
+    fail('patchbay validate', result, `the generated corpus is not valid; first errors:\n${firstProblems}`);
+  }
+  if (summary.documents !== undefined && summary.documents !== VALIDATE_MANIFESTS) {
+    fail('patchbay validate', result, `validated ${summary.documents} documents, expected ${VALIDATE_MANIFESTS}`);
+  }
+  return { summary, warnings: summary.warnings ?? 0 };
+}
+
+function checkBaselineOutput(result) {
+  checkedExit(result, 'baseline-parse');
+  const { documents } = JSON.parse(result.stdout);
+  if (documents !== VALIDATE_MANIFESTS) {
+    fail('baseline-parse', result, `parsed ${documents} documents, expected ${VALIDATE_MANIFESTS}`);
+  }
+}
+
+// A valid `kind: Integration` (schemas/integration.schema.json) for when integrations/ is empty.
+const BUILT_IN_TEMPLATE = `apiVersion: patchbay/v1
+kind: Integration
+metadata:
+  name: nightly-report
+  description: Fetches yesterday's figures and posts a report, every night.
+  labels:
+    team: platform
+spec:
+  connections:
+    api:
+      provider: http
+      baseUrl: https://api.example.com/v1
+      allowedHosts: [api.example.com]
+      auth:
+        type: bearer
+        token: { env: EXAMPLE_API_TOKEN }
+  vars:
+    channel: reports
+  trigger:
+    schedule:
+      cron: "0 2 * * *"
+      timezone: Europe/Paris
+  steps:
+    - id: fetchStats
+      call: http.request
+      with:
+        method: GET
+        path: /stats
+    - id: postReport
+      call: http.request
+      if: "{{ steps.fetchStats.output.status = 200 }}"
+      with:
+        method: POST
+        path: /reports
+        body:
+          channel: "{{ vars.channel }}"
+          total: "{{ steps.fetchStats.output.body.total }}"
+  policy:
+    retry:
+      maxAttempts: 3
+    timeout:
+      total: 10s
+`;
+
+// ---------------------------------------------------------------------------------------
+// startup: `patchbay --version` vs. `node -e 0`.
+
+function benchStartup({ packageVersion }) {
+  const patchbayArgs = [CLI_PATH, '--version'];
+  const baselineArgs = ['-e', '0'];
+
+  const first = checkedExit(runChild(patchbayArgs), 'patchbay --version');
+  if (!first.stdout.includes(packageVersion)) {
+    fail('patchbay --version', first, `expected the version ${packageVersion} on stdout`);
+  }
+  checkedExit(runChild(baselineArgs), 'node -e 0');
+
+  const patchbay = [];
+  const baseline = [];
+  for (let i = 0; i < STARTUP_RUNS; i++) {
+    const order = i % 2 === 0 ? ['p', 'b'] : ['b', 'p'];
+    for (const which of order) {
+      if (which === 'p') patchbay.push(checkedExit(runChild(patchbayArgs), 'patchbay --version').wallMs);
+      else baseline.push(checkedExit(runChild(baselineArgs), 'node -e 0').wallMs);
+    }
+  }
+
+  const medianMs = { p: median(patchbay), b: median(baseline) };
+  return {
+    title: 'cold start',
+    rows: [
+      row(`cold start: wall time, median of ${STARTUP_RUNS}`, 'ms', medianMs.p, medianMs.b,
+        `cold start under ${STARTUP_AIM_MS} ms (${medianMs.p < STARTUP_AIM_MS ? 'met' : 'missed'})`),
+      row(`cold start: wall time, p90 of ${STARTUP_RUNS}`, 'ms', percentile(patchbay, 90), percentile(baseline, 90), ''),
+    ],
+    notes: ['patchbay: `node bin/patchbay.js --version`; baseline: `node -e 0`; wall time from spawn to exit.'],
+    details: { runs: STARTUP_RUNS, samplesMs: { patchbay, baseline } },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurement.
+
+/**
+ * Runs `node <args>` in the repository root and waits for it. Returns its exit status,
+ * output, wall time in ms and, with `cpuProbe`, its CPU time (user + system) in ms.
+ * Kills it with SIGKILL after CHILD_TIMEOUT_MS and throws.
+ */
+function runChild(args, { cpuProbe = false } = {}) {
+  const env = { ...process.env, NO_COLOR: '1' };
+  let cpuFile;
+  const nodeArgs = [...args];
+  if (cpuProbe) {
+    childCount += 1;
+    cpuFile = join(os.tmpdir(), `patchbay-bench-cpu-${process.pid}-${childCount}.json`);
+    pendingCleanups.add(cpuFile);
+    env.PATCHBAY_BENCH_CPU_FILE = cpuFile;
+    nodeArgs.unshift('--import', CPU_PROBE_URL);
+  }
+  try {
+    const startMs = performance.now();
+    const child = spawnSync(process.execPath, nodeArgs, {
+      cwd: REPO_ROOT,
+      env,
+      encoding: 'utf8',
+      timeout: CHILD_TIMEOUT_MS,
+      killSignal: 'SIGKILL',
+      maxBuffer: CHILD_MAX_OUTPUT_BYTES,
+    });
+    const wallMs = performance.now() - startMs;
+    const result = { args, status: child.status, signal: child.signal, stdout: child.stdout, stderr: child.stderr, wallMs };
+    if (child.error) {
+      const reason = child.error.code === 'ETIMEDOUT' ? `killed after ${CHILD_TIMEOUT_MS / 1000} s` : child.error.message;
+      fail(`node ${args.join(' ')}`, result, reason);
+    }
+    if (cpuProbe && child.status === 0) {
+      const { userUs, systemUs } = JSON.parse(readFileSync(cpuFile, 'utf8'));
+      result.cpuMs = (userUs + systemUs) / 1000;
+    }
+    return result;
+  } finally {
+    if (cpuFile) {
+      rmSync(cpuFile, { force: true });
+      pendingCleanups.delete(cpuFile);
+    }
+  }
+}
+
+function checkedExit(result, label) {
+  if (result.status !== 0) fail(label, result, `exited with ${result.signal ?? `status ${result.status}`}`);
+  return result;
+}
+
+function fail(label, result, reason) {
+  const stderr = (result.stderr ?? '').trim().split('\n').slice(-20).join('\n');
+  throw new Error(`bench: ${label}: ${reason}${stderr ? `\n--- stderr (last lines) ---\n${stderr}` : ''}`);
+}
+
+function stripOutput({ wallMs, cpuMs }) {
+  return { wallMs: round(wallMs, 2), cpuMs: round(cpuMs, 2) };
+}
+
+function row(metric, unit, patchbay, baseline, aim) {
+  return { metric, unit, patchbay, baseline, ratio: patchbay / baseline, aim };
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Nearest-rank percentile. */
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+// ---------------------------------------------------------------------------------------
+// Report.
+
+function describeMachine() {
+  const cpus = os.cpus();
+  return {
+    node: process.version,
+    v8: process.versions.v8,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    cores: typeof os.availableParallelism === 'function' ? os.availableParallelism() : cpus.length,
+    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    loadAverage1m: round(os.loadavg()[0], 2),
+  };
+}
+
+function renderMarkdown({ date, patchbayVersion, machine, sections }) {
+  const lines = [
+    '## Benchmarks',
+    '',
+    `patchbay ${patchbayVersion}, ${date}. Node ${machine.node} on ${machine.cpuModel}, ` +
+      `${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.platform}, load ${machine.loadAverage1m}.`,
+    '',
+    '| metric | patchbay | baseline | ratio | aim |',
+    '|---|---:|---:|---:|---|',
+  ];
+  for (const section of sections) {
+    for (const r of section.rows) {
+      lines.push(`| ${r.metric} | ${formatValue(r.patchbay, r.unit)} | ${formatValue(r.baseline, r.unit)} | ` +
+        `${r.ratio.toFixed(2)}× | ${r.aim} |`);
+    }
+  }
+  lines.push('', 'Ratio is patchbay ÷ baseline, both measured in this run with interleaved runs: ' +
+    'above 1 means patchbay takes longer (time rows) or does more per second (rate rows).', '');
+  for (const section of sections) {
+    for (const note of section.notes) lines.push(`- ${note}`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+function formatValue(value, unit) {
+  if (unit === '/s') return `${Math.round(value).toLocaleString('en-US')}/s`;
+  return `${value.toFixed(value < 100 ? 1 : 0)} ${unit}`;
+}
+
+function round(value, digits) {
+  return value === undefined ? undefined : Number(value.toFixed(digits));
+}
+
+function writeFileAtomic(path, text) {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+function runCleanups() {
+  for (const path of pendingCleanups) rmSync(path, { recursive: true, force: true });
+  pendingCleanups.clear();
+}
+
+// Last, so that every constant above is initialised before the benchmarks use it.
+try {
+  main();
+} catch (error) {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+}
