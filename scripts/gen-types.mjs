@@ -23,7 +23,6 @@ export async function generateTypes(name) {
         bannerComment: '',
         additionalProperties: false,
         cwd: join(root, 'schemas'),
-        strictIndexSignatures: true,
     style: { singleQuote: true, printWidth: 110 },
   });
   return header + '\n' + body;

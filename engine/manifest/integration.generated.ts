@@ -147,7 +147,7 @@ export interface Metadata {
    * Free-form key/value labels used to filter integrations (`team: billing`).
    */
   labels?: {
-    [k: string]: string | undefined;
+    [k: string]: string;
   };
 }
 /**
@@ -162,13 +162,13 @@ export interface IntegrationSpec {
    * Named connections, referenced by the trigger and the steps.
    */
   connections: {
-    [k: string]: Connection | undefined;
+    [k: string]: Connection;
   };
   /**
    * Constants available to expressions as `vars.<name>` (list ids, channel names). Not for secrets.
    */
   vars?: {
-    [k: string]: unknown | undefined;
+    [k: string]: unknown;
   };
   trigger: Trigger;
   /**
@@ -194,7 +194,7 @@ export interface Connection {
    * Values for the provider's base URL variables and other connection settings (a Shopify `shop`, a Mailchimp `dc`, an AWS `region`).
    */
   variables?: {
-    [k: string]: PlainOrSecret3 | undefined;
+    [k: string]: PlainOrSecret3;
   };
   /**
    * API version pinned for this connection; defaults to the provider's pinned version.
@@ -532,7 +532,7 @@ export interface PollTrigger {
  * Inputs of the listing operation.
  */
 export interface Inputs {
-  [k: string]: unknown | undefined;
+  [k: string]: unknown;
 }
 /**
  * How the poller remembers where it stopped. The cursor is persisted after each processed page.
@@ -600,7 +600,7 @@ export interface Step {
  * Inputs of a provider operation. Strings that are exactly one `{{ expr }}` keep the expression's type; text around `{{ }}` makes a string.
  */
 export interface Inputs1 {
-  [k: string]: unknown | undefined;
+  [k: string]: unknown;
 }
 /**
  * Overrides of the integration's policy for one step.

@@ -41,7 +41,7 @@ export interface ProviderMetadata {
    * Free-form key/value labels.
    */
   labels?: {
-    [k: string]: string | undefined;
+    [k: string]: string;
   };
 }
 /**
@@ -76,7 +76,7 @@ export interface ProviderSpec {
    * Connection variables.
    */
   variables?: {
-    [k: string]: ProviderVariable | undefined;
+    [k: string]: ProviderVariable;
   };
   /**
    * Accepted auth schemes.
@@ -103,7 +103,7 @@ export interface ProviderSpec {
    * Operations by name (`messages.create`).
    */
   operations: {
-    [k: string]: ProviderOperation | undefined;
+    [k: string]: ProviderOperation;
   };
 }
 /**
@@ -171,7 +171,7 @@ export interface ProviderAuthScheme {
    * For `oauth2` and `jwt`: scopes the provider knows, with what each allows.
    */
   scopes?: {
-    [k: string]: string | undefined;
+    [k: string]: string;
   };
   /**
    * For `awsSigV4`: the AWS service signing name (`ses`, `sqs`).
@@ -228,13 +228,11 @@ export interface ProviderRateLimit {
    * Named limits that operations select with `rateLimitTier` (Slack's tiers).
    */
   tiers?: {
-    [k: string]:
-      | {
-          requests: number;
-          per: Duration1;
-          burst?: number;
-        }
-      | undefined;
+    [k: string]: {
+      requests: number;
+      per: Duration1;
+      burst?: number;
+    };
   };
   /**
    * Response headers that report the remaining budget.
@@ -352,7 +350,7 @@ export interface ProviderWebhooks {
    * Event types, by name.
    */
   events?: {
-    [k: string]: WebhookEvent | undefined;
+    [k: string]: WebhookEvent;
   };
 }
 /**
@@ -423,7 +421,7 @@ export interface WebhookEvent {
    * A realistic sample payload, used by `patchbay test` and `patchbay send`.
    */
   sample?: {
-    [k: string]: unknown | undefined;
+    [k: string]: unknown;
   };
 }
 /**
@@ -462,7 +460,7 @@ export interface ProviderOperation {
    * Inputs sent as headers, input name to header name.
    */
   headers?: {
-    [k: string]: string | undefined;
+    [k: string]: string;
   };
   input: JsonSchemaObject1;
   output?: JsonSchemaObject2;

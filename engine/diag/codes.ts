@@ -1,0 +1,116 @@
+/**
+ * The one catalogue of Patchbay error codes. Callers branch on `code`, never on message text.
+ * Each entry says how bad the problem is by default, whether retrying can help
+ * (`terminal`: no; `after`: after a delay the failure names; `transient`: yes, with backoff),
+ * and a one-line summary used by the README's error-code table (kept in sync by a test).
+ */
+export const RetryIntent = { terminal: 'terminal', after: 'after', transient: 'transient' } as const;
+export type RetryIntent = (typeof RetryIntent)[keyof typeof RetryIntent];
+
+export const Severity = { error: 'error', warning: 'warning' } as const;
+export type Severity = (typeof Severity)[keyof typeof Severity];
+
+interface CodeEntry {
+  readonly severity: Severity;
+  readonly retry: RetryIntent;
+  readonly summary: string;
+}
+
+function entry(severity: Severity, summary: string, retry: RetryIntent = 'terminal'): CodeEntry {
+  return { severity, retry, summary };
+}
+
+export const codes = {
+  // Usage and environment (exit code 2).
+  PB_USAGE: entry('error', 'The command line is wrong: unknown command, flag or value.'),
+  PB_IO: entry('error', 'A file or folder named on the command line cannot be read.'),
+
+  // YAML hazards.
+  PB_YAML_SYNTAX: entry('error', 'The file is not valid YAML.'),
+  PB_YAML_DUPLICATE_KEY: entry('error', 'A mapping has the same key twice; YAML would silently keep one.'),
+  PB_YAML_TAB: entry('error', 'A tab is used for indentation; YAML allows only spaces.'),
+  PB_YAML_ALIAS_LIMIT: entry('error', 'Too many alias expansions (a "billion laughs" alias bomb).'),
+  PB_YAML_TOO_LARGE: entry('error', 'The file or a document is larger than the size limit.'),
+  PB_YAML_TOO_DEEP: entry('error', 'Values are nested deeper than the limit.'),
+  PB_YAML_NOT_TEXT: entry('error', 'The file is not UTF-8 text (binary data, NUL bytes).'),
+  PB_YAML_EMPTY: entry('warning', 'The file holds no document.'),
+
+  // Manifest shape (schema).
+  PB_MANIFEST_NOT_OBJECT: entry('error', 'A document is not a mapping.'),
+  PB_MANIFEST_API_VERSION: entry('error', '`apiVersion` is missing or is not `patchbay/v1`.'),
+  PB_MANIFEST_UNKNOWN_KIND: entry('error', '`kind` is missing or is neither `Integration` nor `Provider`.'),
+  PB_MANIFEST_UNKNOWN_FIELD: entry('error', 'A field the schema does not define (often a typo).'),
+  PB_MANIFEST_MISSING_FIELD: entry('error', 'A required field is missing.'),
+  PB_MANIFEST_WRONG_TYPE: entry('error', 'A value has the wrong type.'),
+  PB_MANIFEST_BAD_VALUE: entry('error', 'A value is not one of the allowed values or does not have the allowed form.'),
+  PB_MANIFEST_OUT_OF_RANGE: entry('error', 'A number, length or count is outside its allowed range.'),
+  PB_MANIFEST_BAD_NAME: entry('error', 'A name is not a DNS label (lowercase letters, digits, hyphens).'),
+  PB_MANIFEST_BAD_KEY: entry('error', 'A map key does not have the allowed form.'),
+  PB_MANIFEST_DUPLICATE_NAME: entry('error', 'Two documents of the same kind share a name.'),
+
+  // References between documents and within an integration.
+  PB_REF_UNKNOWN_PROVIDER: entry('error', 'A connection or step names a provider that does not exist.'),
+  PB_REF_UNKNOWN_CONNECTION: entry('error', 'A trigger or step names a connection the integration does not define.'),
+  PB_REF_UNKNOWN_OPERATION: entry('error', 'A step or poll trigger names an operation the provider does not have.'),
+  PB_REF_NO_CONNECTION: entry('error', "A step calls a provider for which the integration has no connection."),
+  PB_REF_AMBIGUOUS_CONNECTION: entry('error', 'Several connections use the step\'s provider and the step does not say which.'),
+  PB_REF_CONNECTION_MISMATCH: entry('error', "A step's connection belongs to another provider than the one it calls."),
+
+  // Steps.
+  PB_STEP_DUPLICATE_ID: entry('error', 'Two steps of an integration share an id.'),
+  PB_STEP_MISSING_INPUT: entry('error', 'A required input of the operation is not given.'),
+  PB_STEP_UNKNOWN_INPUT: entry('error', 'An input the operation does not declare.'),
+
+  // Connections and auth.
+  PB_AUTH_MISSING: entry('error', 'The provider needs credentials and the connection has no `auth`.'),
+  PB_AUTH_UNSUPPORTED: entry('error', "The connection's auth type is not one the provider accepts."),
+  PB_AUTH_UNKNOWN_SCOPE: entry('warning', 'A requested OAuth scope is not one the provider declares.'),
+  PB_AUTH_MISSING_SCOPE: entry('warning', 'A step needs an OAuth scope the connection does not request.'),
+  PB_CONNECTION_MISSING_VARIABLE: entry('error', 'A provider variable without default is not set by the connection.'),
+  PB_CONNECTION_UNKNOWN_VARIABLE: entry('error', 'A connection sets a variable the provider does not declare.'),
+  PB_CONNECTION_API_VERSION: entry('error', 'The pinned API version is not valid for the provider.'),
+  PB_CONNECTION_UNKNOWN_API_VERSION: entry('warning', 'The pinned API version is not among the versions known to work.'),
+  PB_CONNECTION_BASE_URL: entry('error', 'A generic provider connection lacks `baseUrl` or `allowedHosts`, or they disagree.'),
+  PB_CONNECTION_INSECURE_URL: entry('error', 'A base URL uses plain http to a host that is not loopback.'),
+  PB_CONNECTION_UNUSED: entry('warning', 'A connection is used by neither the trigger nor any step.'),
+
+  // Secrets hygiene.
+  PB_SECRET_LITERAL: entry('error', 'A literal value where a secret reference (`{ env }` or `{ file }`) belongs.'),
+  PB_SECRET_LIVE_KEY: entry('error', 'Something that looks like a real credential is written in the manifest.'),
+  PB_SECRET_TEST_KEY: entry('warning', 'A provider test-mode key is written in the manifest.'),
+  PB_SECRET_IN_VARS: entry('error', 'A secret-looking value is put in `vars`, which are stored and logged in clear.'),
+
+  // Expressions.
+  PB_EXPR_SYNTAX: entry('error', 'A `{{ }}` expression is not valid JSONata.'),
+  PB_EXPR_UNTERMINATED: entry('error', 'A `{{` has no matching `}}`.'),
+  PB_EXPR_UNKNOWN_ROOT: entry('error', 'An expression reads a name that is none of `event`, `steps`, `vars`, `trigger`.'),
+  PB_EXPR_UNKNOWN_STEP: entry('error', 'An expression reads `steps.<id>` of a step that does not exist.'),
+  PB_EXPR_FORWARD_STEP: entry('error', 'An expression reads the output of the same or a later step.'),
+  PB_EXPR_UNKNOWN_VAR: entry('error', 'An expression reads `vars.<name>` that `spec.vars` does not define.'),
+  PB_EXPR_UNKNOWN_EVENT_PATH: entry('warning', "An expression reads an `event` path that is not in the event's payload schema."),
+
+  // Triggers and schedules.
+  PB_TRIGGER_NO_WEBHOOKS: entry('error', 'A webhook trigger uses a provider that sends no webhooks.'),
+  PB_TRIGGER_UNKNOWN_EVENT: entry('error', 'A webhook trigger subscribes to an event type the provider does not send.'),
+  PB_TRIGGER_NO_SECRET: entry('error', 'A webhook trigger has no `webhookSecrets` to verify deliveries.'),
+  PB_TRIGGER_BAD_CURSOR: entry('error', "A poll trigger's cursor parameter is not an input of the operation."),
+  PB_SCHEDULE_BAD_CRON: entry('error', 'A cron expression does not parse or never fires.'),
+  PB_SCHEDULE_BAD_TIMEZONE: entry('error', 'A time zone is not a known IANA zone.'),
+  PB_SCHEDULE_TOO_FREQUENT: entry('warning', 'A schedule fires more than once a minute.'),
+
+  // Policy.
+  PB_POLICY_INCONSISTENT: entry('error', 'Policy values contradict each other (a delay above its maximum, a part above the total).'),
+  PB_POLICY_UNREASONABLE: entry('warning', 'A policy value is legal but almost certainly a mistake.'),
+  PB_DURATION_OUT_OF_RANGE: entry('error', 'A duration is zero or longer than its limit.'),
+
+  // Provider definitions.
+  PB_PROVIDER_BAD_SCHEMA: entry('error', "An operation's input or an event's payload schema is not a valid JSON Schema."),
+  PB_PROVIDER_BAD_REFERENCE: entry('error', 'A provider definition refers to a variable, input or tier it does not declare.'),
+} as const satisfies Record<string, CodeEntry>;
+
+export type Code = keyof typeof codes;
+
+/** True when `value` is one of the catalogue's codes. */
+export function isCode(value: string): value is Code {
+  return Object.hasOwn(codes, value);
+}

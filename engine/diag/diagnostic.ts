@@ -1,0 +1,50 @@
+import { codes, type Code, type Severity } from './codes.js';
+
+/** A 1-based position in a source file. `column` counts UTF-16 code units, as editors do. */
+export interface Position {
+  readonly line: number;
+  readonly column: number;
+}
+
+/** A problem found in the user's input, with the exact range it concerns. */
+export interface Diagnostic {
+  readonly code: Code;
+  readonly severity: Severity;
+  /** What is wrong and what to do, in one or two sentences. Never contains a secret. */
+  readonly message: string;
+  /** Path of the file as given to the command (relative to the working directory when inside it). */
+  readonly file: string;
+  readonly start: Position;
+  readonly end: Position;
+}
+
+/** Builds a diagnostic with the code's default severity unless `severity` is given. */
+export function makeDiagnostic(
+  code: Code,
+  message: string,
+  file: string,
+  start: Position,
+  end: Position = start,
+  severity: Severity = codes[code].severity,
+): Diagnostic {
+  return { code, severity, message, file, start, end };
+}
+
+/** Orders diagnostics by file, then position, then code, so output is stable. */
+export function compareDiagnostics(a: Diagnostic, b: Diagnostic): number {
+  if (a.file !== b.file) return a.file < b.file ? -1 : 1;
+  if (a.start.line !== b.start.line) return a.start.line - b.start.line;
+  if (a.start.column !== b.start.column) return a.start.column - b.start.column;
+  return a.code < b.code ? -1 : a.code > b.code ? 1 : 0;
+}
+
+/** Counts errors and warnings. */
+export function countSeverities(diagnostics: readonly Diagnostic[]): { errors: number; warnings: number } {
+  let errors = 0;
+  let warnings = 0;
+  for (const d of diagnostics) {
+    if (d.severity === 'error') errors += 1;
+    else warnings += 1;
+  }
+  return { errors, warnings };
+}

@@ -1,0 +1,807 @@
+import { CronExpressionParser } from 'cron-parser';
+import { didYouMean } from '../lib/did-you-mean.js';
+import { formatDurationMs, parseDurationMs } from '../lib/duration.js';
+import { analyseExpression, type InputReference } from '../mapping/references.js';
+import { conditionExpression, parseTemplate, type TemplatePart } from '../mapping/template.js';
+import { splitCall, type ProviderRegistry, type LoadedProvider } from '../providers/registry.js';
+import { checkSchemaPath } from './event-paths.js';
+import { formatPath, type DocPath, type DocumentReporter } from './report.js';
+import { looksSecretName } from './secrets.js';
+import { nodeAt } from './source.js';
+import { isScalar, Scalar } from 'yaml';
+
+type Json = Record<string, unknown>;
+
+function record(value: unknown): Json | undefined {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Json) : undefined;
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** Roots an expression may read; everything else at the root is undefined at run time. */
+export const expressionRoots = ['event', 'steps', 'vars', 'trigger'] as const;
+
+/** Fields of a step's result visible to later steps as `steps.<id>.<field>`. */
+const stepResultFields = ['output', 'status', 'error'];
+
+/** Shape of `event` for schedule triggers. */
+const scheduleEventSchema = {
+  type: 'object',
+  properties: {
+    scheduledAt: { type: 'string', description: 'The tick this run is for (ISO 8601).' },
+    firedAt: { type: 'string', description: 'When the run was started (ISO 8601).' },
+    cron: { type: 'string' },
+    timezone: { type: 'string' },
+  },
+};
+
+const limits = {
+  maxDurationMs: 365 * 86_400_000,
+  maxTimeoutMs: 15 * 60_000,
+  maxAgeMs: 30 * 86_400_000,
+};
+
+interface StepInfo {
+  readonly id: string;
+  readonly index: number;
+}
+
+/** Where a string sits, for pointing inside it at an expression's column. */
+interface StringSite {
+  readonly path: DocPath;
+  readonly value: string;
+}
+
+/**
+ * Checks an integration beyond its schema: references to providers, connections, operations,
+ * inputs and earlier steps; auth and connection variables against the provider; webhook events;
+ * expressions (syntax and what they read); cron schedules and time zones; policy sanity; and
+ * secrets put in `vars`. Written defensively: it runs on documents that failed the schema too,
+ * so every problem is reported in one pass.
+ */
+export function checkIntegration(value: unknown, reporter: DocumentReporter, registry: ProviderRegistry): void {
+  const doc = record(value);
+  const spec = record(doc?.spec);
+  if (!spec) return;
+
+  const connections = record(spec.connections) ?? {};
+  const connectionProviders = new Map<string, LoadedProvider | undefined>();
+  const used = new Set<string>();
+
+  for (const [name, raw] of Object.entries(connections)) {
+    const connection = record(raw);
+    if (!connection) continue;
+    const providerName = text(connection.provider);
+    const provider = providerName ? registry.get(providerName) : undefined;
+    connectionProviders.set(name, provider);
+    const path: DocPath = ['spec', 'connections', name];
+    if (providerName && !provider) {
+      reporter.at(
+        [...path, 'provider'],
+        'PB_REF_UNKNOWN_PROVIDER',
+        `unknown provider "${providerName}"${didYouMean(providerName, registry.names())}; define it with kind: Provider or use one of the catalogue`,
+      );
+      continue;
+    }
+    if (provider) checkConnection(connection, provider, path, reporter);
+  }
+
+  const vars = record(spec.vars) ?? {};
+  for (const [name, varValue] of Object.entries(vars)) {
+    if (typeof varValue === 'string' && looksSecretName(name)) {
+      reporter.at(
+        ['spec', 'vars', name],
+        'PB_SECRET_IN_VARS',
+        `vars.${name} looks like a secret; vars are stored and logged in clear — put it in a connection's auth as { env: NAME }`,
+        { anchor: 'key' },
+      );
+    }
+  }
+
+  const steps = Array.isArray(spec.steps) ? spec.steps : [];
+  const stepIds = new Map<string, StepInfo>();
+  steps.forEach((raw, index) => {
+    const id = text(record(raw)?.id);
+    if (id === undefined) return;
+    if (stepIds.has(id)) {
+      reporter.at(
+        ['spec', 'steps', index, 'id'],
+        'PB_STEP_DUPLICATE_ID',
+        `step id "${id}" is already used by step ${stepIds.get(id)!.index + 1}; step ids must be unique`,
+      );
+      return;
+    }
+    stepIds.set(id, { id, index });
+  });
+
+  const eventSchemas = checkTrigger(spec, connectionProviders, registry, reporter, used);
+  const context: ExpressionContext = { reporter, stepIds, vars, eventSchemas, currentStep: undefined };
+
+  const trigger = record(spec.trigger);
+  const poll = record(trigger?.poll);
+  if (poll) checkTemplates(poll.with, ['spec', 'trigger', 'poll', 'with'], { ...context, currentStep: -1 });
+
+  steps.forEach((raw, index) => {
+    const step = record(raw);
+    if (!step) return;
+    const path: DocPath = ['spec', 'steps', index];
+    checkStep(step, path, index, connections, connectionProviders, registry, reporter, used);
+    const stepContext = { ...context, currentStep: index };
+    const condition = text(step.if);
+    if (condition !== undefined) checkCondition({ path: [...path, 'if'], value: condition }, stepContext);
+    checkTemplates(step.with, [...path, 'with'], stepContext);
+    checkPolicy(record(step.policy), [...path, 'policy'], reporter);
+  });
+
+  const policy = record(spec.policy);
+  checkPolicy(policy, ['spec', 'policy'], reporter);
+  const orderBy = text(record(policy?.concurrency)?.orderBy);
+  if (orderBy !== undefined) {
+    checkCondition({ path: ['spec', 'policy', 'concurrency', 'orderBy'], value: orderBy }, { ...context, currentStep: -1 });
+  }
+
+  for (const name of Object.keys(connections)) {
+    if (!used.has(name) && connectionProviders.get(name)) {
+      reporter.at(
+        ['spec', 'connections', name],
+        'PB_CONNECTION_UNUSED',
+        `connection "${name}" is used by neither the trigger nor any step; remove it`,
+        { anchor: 'key' },
+      );
+    }
+  }
+}
+
+function checkConnection(connection: Json, provider: LoadedProvider, path: DocPath, reporter: DocumentReporter): void {
+  const spec = provider.document.spec;
+  const schemes = spec.auth ?? [];
+  const auth = record(connection.auth);
+  const authType = text(auth?.type);
+  const acceptsNone = schemes.some((s) => s.type === 'none');
+  if (!auth && !acceptsNone) {
+    reporter.at(
+      path,
+      'PB_AUTH_MISSING',
+      `connection needs auth: provider "${provider.name}" accepts ${schemes.map((s) => s.type).join(', ')}`,
+      { anchor: 'key' },
+    );
+  }
+  if (authType) {
+    const scheme = schemes.find((s) => s.type === authType);
+    if (!scheme) {
+      const accepted = schemes.map((s) => s.type);
+      reporter.at(
+        [...path, 'auth', 'type'],
+        'PB_AUTH_UNSUPPORTED',
+        `provider "${provider.name}" does not accept auth type "${authType}"; it accepts ${accepted.join(', ')}${didYouMean(authType, accepted)}`,
+      );
+    } else if (authType === 'oauth2') {
+      if (auth?.grant === 'refreshToken' && auth.refreshToken === undefined) {
+        reporter.at([...path, 'auth'], 'PB_MANIFEST_MISSING_FIELD', 'grant refreshToken needs refreshToken: { env: NAME }', {
+          anchor: 'key',
+        });
+      }
+      const known = Object.keys(scheme.scopes ?? {});
+      const scopes = Array.isArray(auth?.scopes) ? auth.scopes : [];
+      if (known.length > 0) {
+        scopes.forEach((scope, i) => {
+          if (typeof scope === 'string' && !known.includes(scope)) {
+            reporter.at(
+              [...path, 'auth', 'scopes', i],
+              'PB_AUTH_UNKNOWN_SCOPE',
+              `scope "${scope}" is not declared by provider "${provider.name}"${didYouMean(scope, known)}`,
+            );
+          }
+        });
+      }
+    }
+  }
+
+  const declared = spec.variables ?? {};
+  const given = record(connection.variables) ?? {};
+  for (const [name, value] of Object.entries(given)) {
+    if (!Object.hasOwn(declared, name)) {
+      const names = Object.keys(declared);
+      reporter.at(
+        [...path, 'variables', name],
+        'PB_CONNECTION_UNKNOWN_VARIABLE',
+        `provider "${provider.name}" has no variable "${name}"${didYouMean(name, names)}${names.length ? `; it declares ${names.join(', ')}` : ''}`,
+        { anchor: 'key' },
+      );
+      continue;
+    }
+    const pattern = declared[name]?.pattern;
+    if (pattern && typeof value === 'string' && !safeRegExp(pattern)?.test(value)) {
+      reporter.at(
+        [...path, 'variables', name],
+        'PB_MANIFEST_BAD_VALUE',
+        `variable "${name}" = "${value}" does not match the provider's pattern ${pattern}`,
+      );
+    }
+  }
+  for (const [name, variable] of Object.entries(declared)) {
+    if (variable.default === undefined && !Object.hasOwn(given, name)) {
+      reporter.at(
+        path,
+        'PB_CONNECTION_MISSING_VARIABLE',
+        `connection must set variables.${name}${variable.description ? ` (${variable.description})` : ''}`,
+        { anchor: 'key' },
+      );
+    }
+  }
+
+  const pinned = text(connection.apiVersion);
+  if (pinned !== undefined) {
+    const pin = spec.apiVersion;
+    if (!pin) {
+      reporter.at(
+        [...path, 'apiVersion'],
+        'PB_CONNECTION_API_VERSION',
+        `provider "${provider.name}" has no versioned API; remove apiVersion`,
+      );
+    } else if (pin.pattern && !safeRegExp(pin.pattern)?.test(pinned)) {
+      reporter.at(
+        [...path, 'apiVersion'],
+        'PB_CONNECTION_API_VERSION',
+        `"${pinned}" is not a ${provider.name} API version (expected the form ${pin.pattern}, e.g. ${pin.default})`,
+      );
+    } else if (pin.supported && !pin.supported.includes(pinned)) {
+      reporter.at(
+        [...path, 'apiVersion'],
+        'PB_CONNECTION_UNKNOWN_API_VERSION',
+        `API version "${pinned}" is not among those known to work with Patchbay (${pin.supported.join(', ')})${didYouMean(pinned, pin.supported)}`,
+      );
+    }
+  }
+
+  const baseUrl = text(connection.baseUrl);
+  const allowed = Array.isArray(connection.allowedHosts) ? connection.allowedHosts.filter((h): h is string => typeof h === 'string') : [];
+  if (spec.generic) {
+    if (baseUrl === undefined) {
+      reporter.at(path, 'PB_CONNECTION_BASE_URL', `provider "${provider.name}" is generic: set baseUrl`, { anchor: 'key' });
+    }
+    if (allowed.length === 0) {
+      reporter.at(
+        path,
+        'PB_CONNECTION_BASE_URL',
+        `provider "${provider.name}" is generic: list the hosts it may call in allowedHosts`,
+        { anchor: 'key' },
+      );
+    }
+  }
+  if (baseUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(baseUrl);
+    } catch {
+      // The schema's `format: uri` already reports an unparsable URL.
+      url = undefined;
+    }
+    if (url) {
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      if (url.protocol === 'http:' && !isLoopbackHost(host)) {
+        reporter.at(
+          [...path, 'baseUrl'],
+          'PB_CONNECTION_INSECURE_URL',
+          `baseUrl uses plain http to ${host}; use https (plain http is allowed only for loopback test servers)`,
+        );
+      }
+      if (allowed.length > 0 && !allowed.some((pattern) => hostMatches(pattern, url!.host) || hostMatches(pattern, host))) {
+        reporter.at(
+          [...path, 'baseUrl'],
+          'PB_CONNECTION_BASE_URL',
+          `baseUrl host ${host} is not in allowedHosts (${allowed.join(', ')})`,
+        );
+      }
+    }
+  }
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** `*.example.com` matches any subdomain of example.com; otherwise the host must be equal. */
+export function hostMatches(pattern: string, host: string): boolean {
+  const p = pattern.toLowerCase();
+  const h = host.toLowerCase();
+  if (p.startsWith('*.')) return h.endsWith(p.slice(1)) && h.length > p.length - 1;
+  return p === h;
+}
+
+function safeRegExp(pattern: string): RegExp | undefined {
+  try {
+    return new RegExp(pattern, 'u');
+  } catch {
+    // The provider check reports a bad pattern; here it simply cannot constrain the value.
+    return undefined;
+  }
+}
+
+/** Returns the payload schemas `event` can have (empty when unknown: no path checks). */
+function checkTrigger(
+  spec: Json,
+  connectionProviders: Map<string, LoadedProvider | undefined>,
+  registry: ProviderRegistry,
+  reporter: DocumentReporter,
+  used: Set<string>,
+): { schemas: unknown[]; label: string } {
+  const trigger = record(spec.trigger);
+  const none = { schemas: [], label: '' };
+  if (!trigger) return none;
+
+  const connectionOf = (name: unknown, path: DocPath): LoadedProvider | undefined => {
+    if (typeof name !== 'string') return undefined;
+    if (!connectionProviders.has(name)) {
+      reporter.at(
+        path,
+        'PB_REF_UNKNOWN_CONNECTION',
+        `unknown connection "${name}"${didYouMean(name, connectionProviders.keys())}; define it under spec.connections`,
+      );
+      return undefined;
+    }
+    used.add(name);
+    return connectionProviders.get(name);
+  };
+
+  const webhook = record(trigger.webhook);
+  if (webhook) {
+    const base: DocPath = ['spec', 'trigger', 'webhook'];
+    const provider = connectionOf(webhook.connection, [...base, 'connection']);
+    if (!provider) return none;
+    const hooks = provider.document.spec.webhooks;
+    if (!hooks) {
+      reporter.at(
+        [...base, 'connection'],
+        'PB_TRIGGER_NO_WEBHOOKS',
+        `provider "${provider.name}" sends no webhooks; use a poll trigger on one of its listing operations`,
+      );
+      return none;
+    }
+    const connection = record(record(spec.connections)?.[String(webhook.connection)]);
+    if (hooks.verification.scheme !== 'none' && connection && connection.webhookSecrets === undefined) {
+      reporter.at(
+        ['spec', 'connections', String(webhook.connection)],
+        'PB_TRIGGER_NO_SECRET',
+        `connection "${String(webhook.connection)}" receives webhooks but has no webhookSecrets; unverified webhooks are refused — add webhookSecrets: [{ env: NAME }]`,
+        { anchor: 'key' },
+      );
+    }
+    const known = Object.keys(hooks.events ?? {});
+    const schemas: unknown[] = [];
+    const events = Array.isArray(webhook.events) ? webhook.events : [];
+    let open = false;
+    events.forEach((event, i) => {
+      if (typeof event !== 'string') return;
+      if (event === '*') {
+        open = true;
+        return;
+      }
+      const definition = hooks.events?.[event];
+      if (!definition) {
+        if (hooks.anyEvent) {
+          open = true;
+          return;
+        }
+        reporter.at(
+          [...base, 'events', i],
+          'PB_TRIGGER_UNKNOWN_EVENT',
+          `provider "${provider.name}" sends no event "${event}"${didYouMean(event, known)}`,
+        );
+        open = true;
+        return;
+      }
+      if (definition.schema) schemas.push(definition.schema);
+      else open = true;
+    });
+    // With one open event type (no schema, `*`), nothing can be said about paths.
+    return open ? none : { schemas, label: events.filter((e) => typeof e === 'string').join(', ') };
+  }
+
+  const poll = record(trigger.poll);
+  if (poll) {
+    const base: DocPath = ['spec', 'trigger', 'poll'];
+    checkCron(poll.schedule, poll.timezone, base, 'schedule', reporter, true);
+    const provider = connectionOf(poll.connection, [...base, 'connection']);
+    const operationName = text(poll.operation);
+    if (!provider || operationName === undefined) return none;
+    const operation = registry.operation(provider.name, operationName);
+    if (!operation) {
+      reporter.at(
+        [...base, 'operation'],
+        'PB_REF_UNKNOWN_OPERATION',
+        `provider "${provider.name}" has no operation "${operationName}"${didYouMean(operationName, Object.keys(provider.document.spec.operations))}`,
+      );
+      return none;
+    }
+    checkInputs(poll.with, operation.input, [...base, 'with'], base, `${provider.name}.${operationName}`, reporter, record(poll.cursor)?.param);
+    const cursor = record(poll.cursor);
+    const param = text(cursor?.param);
+    const properties = record(record(operation.input)?.properties) ?? {};
+    if (param !== undefined && !Object.hasOwn(properties, param)) {
+      reporter.at(
+        [...base, 'cursor', 'param'],
+        'PB_TRIGGER_BAD_CURSOR',
+        `"${param}" is not an input of ${provider.name}.${operationName}${didYouMean(param, Object.keys(properties))}`,
+      );
+    }
+    return none;
+  }
+
+  const schedule = record(trigger.schedule);
+  if (schedule) {
+    checkCron(schedule.cron, schedule.timezone, ['spec', 'trigger', 'schedule'], 'cron', reporter, false);
+    return { schemas: [scheduleEventSchema], label: 'schedule' };
+  }
+  return none;
+}
+
+let zones: string[] | undefined;
+
+function checkCron(expression: unknown, timezone: unknown, base: DocPath, field: string, reporter: DocumentReporter, poll: boolean): void {
+  let tz = 'UTC';
+  if (typeof timezone === 'string') {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+      tz = timezone;
+    } catch {
+      // Intl throws RangeError for an unknown zone; that is exactly the finding.
+      zones ??= Intl.supportedValuesOf('timeZone');
+      reporter.at(
+        [...base, 'timezone'],
+        'PB_SCHEDULE_BAD_TIMEZONE',
+        `unknown time zone "${timezone}"${didYouMean(timezone, zones)}; use an IANA name such as Europe/Paris or UTC`,
+      );
+      return;
+    }
+  }
+  if (typeof expression !== 'string') return;
+  const fields = expression.trim().split(/\s+/);
+  if (fields.length < 5 || fields.length > 6) {
+    reporter.at(
+      [...base, field],
+      'PB_SCHEDULE_BAD_CRON',
+      `cron expression "${expression}" has ${fields.length} fields; write 5 (minute hour day month weekday) or 6 (with seconds first)`,
+    );
+    return;
+  }
+  try {
+    const iterator = CronExpressionParser.parse(expression, { tz, currentDate: new Date('2026-01-01T00:00:00Z') });
+    const first = iterator.next().getTime();
+    const second = iterator.next().getTime();
+    if (second - first < 60_000) {
+      reporter.at(
+        [...base, field],
+        'PB_SCHEDULE_TOO_FREQUENT',
+        `"${expression}" fires every ${formatDurationMs(second - first)}; ${poll ? 'polling' : 'running'} more than once a minute is almost always a mistake`,
+      );
+    }
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    reporter.at([...base, field], 'PB_SCHEDULE_BAD_CRON', `cron expression "${expression}" is invalid: ${reason}`);
+  }
+}
+
+function checkStep(
+  step: Json,
+  path: DocPath,
+  index: number,
+  connections: Json,
+  connectionProviders: Map<string, LoadedProvider | undefined>,
+  registry: ProviderRegistry,
+  reporter: DocumentReporter,
+  used: Set<string>,
+): void {
+  const call = text(step.call);
+  if (call === undefined || !call.includes('.')) return;
+  const { provider: providerName, operation: operationName } = splitCall(call);
+  const provider = registry.get(providerName);
+  if (!provider) {
+    reporter.at(
+      [...path, 'call'],
+      'PB_REF_UNKNOWN_PROVIDER',
+      `unknown provider "${providerName}" in call "${call}"${didYouMean(providerName, registry.names())}`,
+    );
+    return;
+  }
+  const explicit = text(step.connection);
+  if (explicit !== undefined) {
+    if (!Object.hasOwn(connections, explicit)) {
+      reporter.at(
+        [...path, 'connection'],
+        'PB_REF_UNKNOWN_CONNECTION',
+        `unknown connection "${explicit}"${didYouMean(explicit, Object.keys(connections))}`,
+      );
+    } else {
+      used.add(explicit);
+      const actual = text(record(connections[explicit])?.provider);
+      if (actual !== undefined && actual !== providerName) {
+        reporter.at(
+          [...path, 'connection'],
+          'PB_REF_CONNECTION_MISMATCH',
+          `connection "${explicit}" uses provider "${actual}", but the step calls "${providerName}"`,
+        );
+      }
+    }
+  } else {
+    const candidates = Object.entries(connections)
+      .filter(([, c]) => text(record(c)?.provider) === providerName)
+      .map(([name]) => name);
+    if (candidates.length === 0) {
+      reporter.at(
+        [...path, 'call'],
+        'PB_REF_NO_CONNECTION',
+        `step ${index + 1} calls ${providerName} but the integration has no connection with provider: ${providerName}; add one under spec.connections`,
+      );
+    } else if (candidates.length > 1) {
+      reporter.at(
+        [...path, 'call'],
+        'PB_REF_AMBIGUOUS_CONNECTION',
+        `connections ${candidates.join(', ')} all use ${providerName}; say which with connection: <name>`,
+      );
+      candidates.forEach((c) => used.add(c));
+    } else {
+      used.add(candidates[0]!);
+    }
+  }
+  void connectionProviders;
+
+  const operations = provider.document.spec.operations ?? {};
+  const operation = Object.hasOwn(operations, operationName) ? operations[operationName] : undefined;
+  if (!operation) {
+    reporter.at(
+      [...path, 'call'],
+      'PB_REF_UNKNOWN_OPERATION',
+      `provider "${providerName}" has no operation "${operationName}"${didYouMean(operationName, Object.keys(operations))}`,
+    );
+    return;
+  }
+  checkInputs(step.with, operation.input, [...path, 'with'], path, call, reporter, undefined);
+}
+
+function checkInputs(
+  inputs: unknown,
+  schema: unknown,
+  path: DocPath,
+  ownerPath: DocPath,
+  call: string,
+  reporter: DocumentReporter,
+  suppliedByCursor: unknown,
+): void {
+  const inputSchema = record(schema) ?? {};
+  const properties = record(inputSchema.properties) ?? {};
+  const required = Array.isArray(inputSchema.required) ? inputSchema.required.filter((r): r is string => typeof r === 'string') : [];
+  const given = record(inputs) ?? {};
+  const open = inputSchema.additionalProperties !== undefined && inputSchema.additionalProperties !== false;
+  if (!open) {
+    for (const name of Object.keys(given)) {
+      if (!Object.hasOwn(properties, name)) {
+        const known = Object.keys(properties);
+        reporter.at(
+          [...path, name],
+          'PB_STEP_UNKNOWN_INPUT',
+          `${call} has no input "${name}"${didYouMean(name, known)}${known.length ? `; inputs: ${known.join(', ')}` : ''}`,
+          { anchor: 'key' },
+        );
+      }
+    }
+  }
+  for (const name of required) {
+    if (!Object.hasOwn(given, name) && name !== suppliedByCursor) {
+      reporter.at(
+        inputs === undefined ? [...ownerPath, 'call'] : path,
+        'PB_STEP_MISSING_INPUT',
+        `${call} needs input "${name}"${describeInput(properties[name])}`,
+        { anchor: inputs === undefined ? 'value' : 'key' },
+      );
+    }
+  }
+}
+
+function describeInput(schema: unknown): string {
+  const description = text(record(schema)?.description);
+  if (!description) return '';
+  const first = description.split(/(?<=\.)\s/)[0]!.trim();
+  return ` (${first.length > 120 ? `${first.slice(0, 117)}…` : first})`;
+}
+
+interface ExpressionContext {
+  readonly reporter: DocumentReporter;
+  readonly stepIds: Map<string, StepInfo>;
+  readonly vars: Json;
+  readonly eventSchemas: { schemas: unknown[]; label: string };
+  /** Index of the step whose fields are checked; -1 for the trigger and policy (no step output yet). */
+  readonly currentStep: number | undefined;
+}
+
+function checkTemplates(value: unknown, path: DocPath, context: ExpressionContext): void {
+  if (typeof value === 'string') {
+    const parsed = parseTemplate(value);
+    if (parsed.unterminatedAt !== undefined) {
+      const offset = siteOffset({ path, value }, context, parsed.unterminatedAt);
+      context.reporter.atOffsets(offset, offset + 2, 'PB_EXPR_UNTERMINATED', `"{{" at ${formatPath(path)} has no closing "}}"`);
+    }
+    for (const part of parsed.parts) checkExpression(part, { path, value }, context);
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => checkTemplates(item, [...path, i], context));
+    return;
+  }
+  const object = record(value);
+  if (object) for (const [key, item] of Object.entries(object)) checkTemplates(item, [...path, key], context);
+}
+
+function checkCondition(site: StringSite, context: ExpressionContext): void {
+  checkExpression(conditionExpression(site.value), site, context);
+}
+
+function checkExpression(part: TemplatePart, site: StringSite, context: ExpressionContext): void {
+  const { reporter } = context;
+  const result = analyseExpression(part.expression);
+  if (!result.ok) {
+    const offset = siteOffset(site, context, part.offset + result.offset);
+    reporter.atOffsets(offset, offset + 1, 'PB_EXPR_SYNTAX', `invalid expression: ${result.message}`);
+    return;
+  }
+  for (const reference of result.references) checkReference(reference, part, site, context);
+}
+
+function checkReference(reference: InputReference, part: TemplatePart, site: StringSite, context: ExpressionContext): void {
+  const { reporter, stepIds, vars, eventSchemas, currentStep } = context;
+  const [root, second] = reference.names;
+  const at = (nameIndex: number) => siteOffset(site, context, part.offset + (reference.offsets[nameIndex] ?? 0));
+  const report = (nameIndex: number, code: Parameters<DocumentReporter['atOffsets']>[2], message: string) => {
+    const start = at(nameIndex);
+    reporter.atOffsets(start, start + (reference.names[nameIndex]?.length ?? 1), code, message);
+  };
+  if (root === undefined) return;
+  if (!(expressionRoots as readonly string[]).includes(root)) {
+    report(
+      0,
+      'PB_EXPR_UNKNOWN_ROOT',
+      `"${root}" is not defined${didYouMean(root, expressionRoots)}; expressions read event, steps.<id>.output, vars and trigger`,
+    );
+    return;
+  }
+  if (root === 'steps' && second !== undefined) {
+    const target = stepIds.get(second);
+    if (!target) {
+      report(1, 'PB_EXPR_UNKNOWN_STEP', `no step "${second}"${didYouMean(second, stepIds.keys())}`);
+      return;
+    }
+    if (currentStep !== undefined && target.index >= currentStep) {
+      report(
+        1,
+        'PB_EXPR_FORWARD_STEP',
+        currentStep < 0
+          ? `steps.${second} is not available here: no step has run yet`
+          : target.index === currentStep
+            ? `step "${second}" cannot read its own output`
+            : `step "${second}" runs after this one; only earlier steps' outputs can be read`,
+      );
+      return;
+    }
+    const field = reference.names[2];
+    if (field !== undefined && !stepResultFields.includes(field)) {
+      report(2, 'PB_EXPR_UNKNOWN_STEP', `steps.${second} has no "${field}"${didYouMean(field, stepResultFields)}; use steps.${second}.output`);
+    }
+    return;
+  }
+  if (root === 'vars' && second !== undefined && !Object.hasOwn(vars, second)) {
+    report(1, 'PB_EXPR_UNKNOWN_VAR', `vars.${second} is not defined in spec.vars${didYouMean(second, Object.keys(vars))}`);
+    return;
+  }
+  if (root === 'event' && reference.names.length > 1 && eventSchemas.schemas.length > 0) {
+    const rest = reference.names.slice(1);
+    const checks = eventSchemas.schemas.map((schema) => checkSchemaPath(schema, rest));
+    if (checks.some((c) => c.ok)) return;
+    const failed = checks[0] as Extract<ReturnType<typeof checkSchemaPath>, { ok: false }>;
+    const bad = failed.index + 1;
+    const shown = ['event', ...rest.slice(0, failed.index + 1)].join('.');
+    const hint = failed.suggestion
+      ? ` (did you mean "${['event', ...rest.slice(0, failed.index), failed.suggestion].join('.')}"?)`
+      : '';
+    report(bad, 'PB_EXPR_UNKNOWN_EVENT_PATH', `${shown} is not in the payload of ${eventSchemas.label}${hint}`);
+  }
+}
+
+/**
+ * Maps an offset inside a string value to an offset in the file. Exact for plain and quoted
+ * scalars without escapes before the point; for block scalars and escaped strings the
+ * expression text is searched for in the source, falling back to the value's start.
+ */
+function siteOffset(site: StringSite, context: ExpressionContext, offsetInValue: number): number {
+  const node = nodeAt(context.reporter.source, site.path);
+  if (!isScalar(node) || !node.range) return context.reporter.source.doc.range[0];
+  const [start, end] = node.range;
+  const raw = context.reporter.source.text.slice(start, end);
+  if (node.type === Scalar.PLAIN) return start + offsetInValue;
+  if (node.type === Scalar.QUOTE_SINGLE || node.type === Scalar.QUOTE_DOUBLE) {
+    const prefix = site.value.slice(0, offsetInValue);
+    if (raw.slice(1, 1 + prefix.length) === prefix) return start + 1 + offsetInValue;
+  }
+  // Block scalars and escapes: find the line holding the point in the raw text.
+  const before = site.value.slice(0, offsetInValue);
+  const lineStartInValue = before.lastIndexOf('\n') + 1;
+  const lineText = site.value.slice(lineStartInValue, site.value.indexOf('\n', offsetInValue) >>> 0 || undefined);
+  const found = raw.indexOf(lineText.length > 0 ? lineText : before.slice(-20));
+  if (found >= 0 && lineText.length > 0) return start + found + (offsetInValue - lineStartInValue);
+  return start;
+}
+
+function checkPolicy(policy: Json | undefined, path: DocPath, reporter: DocumentReporter): void {
+  if (!policy) return;
+  const durationAt = (sub: DocPath, max: number, what: string): number | undefined => {
+    let v: unknown = policy;
+    for (const s of sub) v = record(v)?.[s as string];
+    if (typeof v !== 'string') return undefined;
+    const ms = parseDurationMs(v);
+    if (ms === undefined) return undefined;
+    if (ms <= 0) {
+      reporter.at([...path, ...sub], 'PB_DURATION_OUT_OF_RANGE', `${what} must be longer than zero`);
+      return undefined;
+    }
+    if (ms > max) {
+      reporter.at([...path, ...sub], 'PB_DURATION_OUT_OF_RANGE', `${what} ${v} is longer than the limit of ${formatDurationMs(max)}`);
+      return undefined;
+    }
+    return ms;
+  };
+  const initial = durationAt(['retry', 'initialDelay'], limits.maxDurationMs, 'retry.initialDelay');
+  const maxDelay = durationAt(['retry', 'maxDelay'], limits.maxDurationMs, 'retry.maxDelay');
+  const maxAge = durationAt(['retry', 'maxAge'], limits.maxAgeMs, 'retry.maxAge');
+  if (initial !== undefined && maxDelay !== undefined && initial > maxDelay) {
+    reporter.at(
+      [...path, 'retry', 'initialDelay'],
+      'PB_POLICY_INCONSISTENT',
+      `retry.initialDelay (${formatDurationMs(initial)}) is longer than retry.maxDelay (${formatDurationMs(maxDelay)})`,
+    );
+  }
+  if (initial !== undefined && maxAge !== undefined && initial >= maxAge) {
+    reporter.at(
+      [...path, 'retry', 'maxAge'],
+      'PB_POLICY_INCONSISTENT',
+      `retry.maxAge (${formatDurationMs(maxAge)}) leaves no room for a retry after retry.initialDelay (${formatDurationMs(initial)})`,
+    );
+  }
+  const retry = record(policy.retry);
+  if (retry && Array.isArray(retry.retryOn) && retry.retryOn.length === 0 && typeof retry.maxAttempts === 'number' && retry.maxAttempts > 1) {
+    reporter.at(
+      [...path, 'retry', 'retryOn'],
+      'PB_POLICY_INCONSISTENT',
+      'retry.retryOn is empty, so maxAttempts above 1 can never be used; list the failures that retry',
+    );
+  }
+
+  const connect = durationAt(['timeout', 'connect'], limits.maxTimeoutMs, 'timeout.connect');
+  const headers = durationAt(['timeout', 'headers'], limits.maxTimeoutMs, 'timeout.headers');
+  const total = durationAt(['timeout', 'total'], limits.maxTimeoutMs, 'timeout.total');
+  for (const [name, part] of [['connect', connect], ['headers', headers]] as const) {
+    if (part !== undefined && total !== undefined && part > total) {
+      reporter.at(
+        [...path, 'timeout', name],
+        'PB_POLICY_INCONSISTENT',
+        `timeout.${name} (${formatDurationMs(part)}) is longer than timeout.total (${formatDurationMs(total)})`,
+      );
+    }
+  }
+
+  const rate = record(policy.rateLimit);
+  const per = durationAt(['rateLimit', 'per'], limits.maxDurationMs, 'rateLimit.per');
+  if (rate && per !== undefined && typeof rate.requests === 'number') {
+    const perSecond = (rate.requests / per) * 1000;
+    if (perSecond > 10_000) {
+      reporter.at(
+        [...path, 'rateLimit'],
+        'PB_POLICY_UNREASONABLE',
+        `rateLimit allows ${Math.round(perSecond)} requests per second; no provider accepts that — check requests and per`,
+      );
+    }
+    if (typeof rate.burst === 'number' && rate.burst < 1) {
+      reporter.at([...path, 'rateLimit', 'burst'], 'PB_MANIFEST_OUT_OF_RANGE', 'rateLimit.burst must be at least 1');
+    }
+  }
+}

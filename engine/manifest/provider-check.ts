@@ -1,0 +1,86 @@
+import type { ProviderDocument } from './provider.generated.js';
+import type { DocumentReporter } from './report.js';
+import { didYouMean } from '../lib/did-you-mean.js';
+
+const placeholder = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/**
+ * Checks a provider definition beyond its schema: every `{placeholder}` in the base URL, hosts
+ * and operation paths is a declared variable, an input or `apiVersion`; rate limit tiers named
+ * by operations exist; and regular expressions compile. `validateSchema` checks a JSON Schema
+ * (operation inputs, event payloads) and returns an error text or undefined.
+ */
+export function checkProvider(
+  document: ProviderDocument,
+  reporter: DocumentReporter,
+  validateSchema: (schema: unknown) => string | undefined,
+): void {
+  const spec = document.spec;
+  const variables = Object.keys(spec.variables ?? {});
+  const known = [...variables, 'apiVersion'];
+
+  const checkPlaceholders = (template: string | undefined, path: (string | number)[], extra: string[]) => {
+    if (template === undefined) return;
+    for (const match of template.matchAll(placeholder)) {
+      const name = match[1]!;
+      if (!known.includes(name) && !extra.includes(name)) {
+        reporter.at(
+          path,
+          'PB_PROVIDER_BAD_REFERENCE',
+          `{${name}} is neither a declared variable nor an input${didYouMean(name, [...known, ...extra])}`,
+        );
+      }
+    }
+  };
+  checkPlaceholders(spec.baseUrl, ['spec', 'baseUrl'], []);
+  (spec.hosts ?? []).forEach((host, i) => checkPlaceholders(host, ['spec', 'hosts', i], []));
+
+  for (const [name, variable] of Object.entries(spec.variables ?? {})) {
+    if (variable.pattern !== undefined && !compiles(variable.pattern)) {
+      reporter.at(['spec', 'variables', name, 'pattern'], 'PB_MANIFEST_BAD_VALUE', `pattern is not a valid regular expression`);
+    }
+  }
+
+  const tiers = Object.keys(spec.rateLimit?.tiers ?? {});
+  for (const [name, operation] of Object.entries(spec.operations ?? {})) {
+    const base = ['spec', 'operations', name];
+    const inputs = Object.keys((operation.input as { properties?: object }).properties ?? {});
+    checkPlaceholders(operation.path, [...base, 'path'], inputs);
+    const problem = validateSchema(operation.input);
+    if (problem) reporter.at([...base, 'input'], 'PB_PROVIDER_BAD_SCHEMA', `input schema is invalid: ${problem}`);
+    if (operation.output !== undefined) {
+      const outputProblem = validateSchema(operation.output);
+      if (outputProblem) reporter.at([...base, 'output'], 'PB_PROVIDER_BAD_SCHEMA', `output schema is invalid: ${outputProblem}`);
+    }
+    for (const [i, queryName] of (operation.query ?? []).entries()) {
+      if (!inputs.includes(queryName)) {
+        reporter.at([...base, 'query', i], 'PB_PROVIDER_BAD_REFERENCE', `query parameter "${queryName}" is not an input${didYouMean(queryName, inputs)}`);
+      }
+    }
+    if (operation.rateLimitTier !== undefined && !tiers.includes(operation.rateLimitTier)) {
+      reporter.at(
+        [...base, 'rateLimitTier'],
+        'PB_PROVIDER_BAD_REFERENCE',
+        `rate limit tier "${operation.rateLimitTier}" is not declared in spec.rateLimit.tiers${didYouMean(operation.rateLimitTier, tiers)}`,
+      );
+    }
+  }
+
+  for (const [name, event] of Object.entries(spec.webhooks?.events ?? {})) {
+    if (event.schema === undefined) continue;
+    const problem = validateSchema(event.schema);
+    if (problem) {
+      reporter.at(['spec', 'webhooks', 'events', name, 'schema'], 'PB_PROVIDER_BAD_SCHEMA', `payload schema is invalid: ${problem}`);
+    }
+  }
+}
+
+function compiles(pattern: string): boolean {
+  try {
+    new RegExp(pattern, 'u');
+    return true;
+  } catch {
+    // An invalid pattern is the finding itself.
+    return false;
+  }
+}

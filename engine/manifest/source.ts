@@ -1,0 +1,294 @@
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import { makeDiagnostic, type Diagnostic, type Position } from '../diag/diagnostic.js';
+
+/** Limits that keep a hostile file from exhausting the validator or the daemon. */
+export const sourceLimits = {
+  /** Largest file read, in bytes. */
+  maxFileBytes: 1024 * 1024,
+  /** Largest single document, in bytes of source text. */
+  maxDocumentBytes: 256 * 1024,
+  /** Most documents in one file. */
+  maxDocuments: 200,
+  /** Most alias expansions in one document (defeats "billion laughs"). */
+  maxAliasCount: 100,
+  /** Deepest nesting of mappings and sequences. */
+  maxDepth: 64,
+} as const;
+
+/** One YAML document of a file, with what is needed to point at any of its nodes. */
+export interface SourceDocument {
+  readonly file: string;
+  /** 0-based index of the document in its file. */
+  readonly index: number;
+  readonly doc: Document.Parsed;
+  readonly lineCounter: LineCounter;
+  /** The whole file's text (positions are offsets into it). */
+  readonly text: string;
+  /** The plain JavaScript value of the document; undefined when it could not be built. */
+  readonly value: unknown;
+}
+
+export interface ParsedFile {
+  readonly file: string;
+  readonly text: string;
+  readonly lineCounter: LineCounter;
+  readonly documents: SourceDocument[];
+  readonly diagnostics: Diagnostic[];
+}
+
+/** Converts a 0-based offset to a 1-based line and column. */
+export function positionAt(lineCounter: LineCounter, offset: number): Position {
+  const { line, col } = lineCounter.linePos(offset);
+  return { line, column: col };
+}
+
+const yamlCodeMap: Record<string, 'PB_YAML_DUPLICATE_KEY' | 'PB_YAML_TAB' | 'PB_YAML_ALIAS_LIMIT'> = {
+  DUPLICATE_KEY: 'PB_YAML_DUPLICATE_KEY',
+  TAB_AS_INDENT: 'PB_YAML_TAB',
+};
+
+function depthOf(node: unknown, depth: number, limit: number): number {
+  if (depth > limit) return depth;
+  let deepest = depth;
+  if (isMap(node)) {
+    for (const item of node.items) {
+      deepest = Math.max(deepest, depthOf(item.value, depth + 1, limit));
+      if (deepest > limit) break;
+    }
+  } else if (isSeq(node)) {
+    for (const item of node.items) {
+      deepest = Math.max(deepest, depthOf(item, depth + 1, limit));
+      if (deepest > limit) break;
+    }
+  }
+  return deepest;
+}
+
+/**
+ * Parses a file's bytes into YAML documents with positions, collecting every YAML-level
+ * problem (syntax, duplicate keys, tabs, alias bombs, size and depth limits, binary data)
+ * as diagnostics instead of throwing. Documents with errors are dropped; the others are kept,
+ * so one broken document does not hide problems in its neighbours.
+ */
+export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
+  const lineCounter = new LineCounter();
+  const diagnostics: Diagnostic[] = [];
+  const origin: Position = { line: 1, column: 1 };
+  const empty = (text: string): ParsedFile => ({ file, text, lineCounter, documents: [], diagnostics });
+
+  if (bytes.byteLength > sourceLimits.maxFileBytes) {
+    diagnostics.push(
+      makeDiagnostic(
+        'PB_YAML_TOO_LARGE',
+        `file is ${bytes.byteLength} bytes, more than the ${sourceLimits.maxFileBytes}-byte limit; split it into several files`,
+        file,
+        origin,
+      ),
+    );
+    return empty('');
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    // The decoder's own message says nothing more useful than "invalid data".
+    diagnostics.push(makeDiagnostic('PB_YAML_NOT_TEXT', 'file is not UTF-8 text; manifests must be YAML text', file, origin));
+    return empty('');
+  }
+  const nul = text.indexOf('\u0000');
+  if (nul >= 0) {
+    diagnostics.push(makeDiagnostic('PB_YAML_NOT_TEXT', 'file contains a NUL byte; manifests must be YAML text', file, origin));
+    return empty(text);
+  }
+
+  let docs: Document.Parsed[];
+  try {
+    docs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true }) as Document.Parsed[];
+  } catch (error) {
+    // The parser recurses per nesting level: absurd nesting can overflow the stack.
+    if (error instanceof RangeError) {
+      diagnostics.push(
+        makeDiagnostic('PB_YAML_TOO_DEEP', `values are nested too deeply (limit ${sourceLimits.maxDepth} levels)`, file, origin),
+      );
+      return empty(text);
+    }
+    throw error;
+  }
+  if (!Array.isArray(docs)) docs = [docs as Document.Parsed];
+
+  const documents: SourceDocument[] = [];
+  if (docs.length > sourceLimits.maxDocuments) {
+    diagnostics.push(
+      makeDiagnostic(
+        'PB_YAML_TOO_LARGE',
+        `file holds ${docs.length} documents, more than the limit of ${sourceLimits.maxDocuments}; split it`,
+        file,
+        origin,
+      ),
+    );
+    return empty(text);
+  }
+
+  docs.forEach((doc, index) => {
+    let broken = false;
+    for (const error of doc.errors) {
+      broken = true;
+      const code = yamlCodeMap[error.code] ?? 'PB_YAML_SYNTAX';
+      const start = positionAt(lineCounter, error.pos[0]);
+      const end = positionAt(lineCounter, error.pos[1]);
+      diagnostics.push(makeDiagnostic(code, describeYamlError(error.code, error.message), file, start, end));
+    }
+    const startOffset = doc.range[0];
+    const docStart = positionAt(lineCounter, startOffset);
+    if (doc.range[2] - startOffset > sourceLimits.maxDocumentBytes) {
+      diagnostics.push(
+        makeDiagnostic(
+          'PB_YAML_TOO_LARGE',
+          `document is ${doc.range[2] - startOffset} bytes, more than the ${sourceLimits.maxDocumentBytes}-byte limit`,
+          file,
+          docStart,
+        ),
+      );
+      broken = true;
+    }
+    if (broken) return;
+    if (doc.contents === null) {
+      // An empty document (a trailing `---`, or a file of comments) is harmless.
+      return;
+    }
+    if (depthOf(doc.contents, 1, sourceLimits.maxDepth) > sourceLimits.maxDepth) {
+      diagnostics.push(
+        makeDiagnostic('PB_YAML_TOO_DEEP', `values are nested deeper than ${sourceLimits.maxDepth} levels`, file, docStart),
+      );
+      return;
+    }
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: sourceLimits.maxAliasCount });
+    } catch (error) {
+      if (error instanceof ReferenceError || (error instanceof Error && /alias/i.test(error.message))) {
+        const alias = firstAlias(doc.contents);
+        const at = alias?.range ? positionAt(lineCounter, alias.range[0]) : docStart;
+        diagnostics.push(
+          makeDiagnostic(
+            'PB_YAML_ALIAS_LIMIT',
+            `aliases expand to too many nodes (limit ${sourceLimits.maxAliasCount}); this looks like an alias bomb — write the values out`,
+            file,
+            at,
+          ),
+        );
+        return;
+      }
+      if (error instanceof RangeError) {
+        diagnostics.push(makeDiagnostic('PB_YAML_TOO_DEEP', 'values are nested too deeply', file, docStart));
+        return;
+      }
+      throw error;
+    }
+    documents.push({ file, index, doc, lineCounter, text, value });
+  });
+
+  if (docs.length === 0 || docs.every((d) => d.contents === null && d.errors.length === 0)) {
+    diagnostics.push(makeDiagnostic('PB_YAML_EMPTY', 'file holds no YAML document', file, origin));
+  }
+  return { file, text, lineCounter, documents, diagnostics };
+}
+
+function firstAlias(node: unknown): Node | undefined {
+  if (isAlias(node)) return node;
+  if (isMap(node)) {
+    for (const item of node.items) {
+      const found = firstAlias(item.value);
+      if (found) return found;
+    }
+  } else if (isSeq(node)) {
+    for (const item of node.items) {
+      const found = firstAlias(item);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+function describeYamlError(code: string, message: string): string {
+  // The parser's messages end with a source excerpt after a colon and newline; keep the first line.
+  const first = message.split('\n')[0]!.replace(/ at line \d+, column \d+$/, '').replace(/:$/, '');
+  switch (code) {
+    case 'DUPLICATE_KEY':
+      return `${first}; YAML keeps only one of them — remove or rename the other`;
+    case 'TAB_AS_INDENT':
+      return 'tab used for indentation; indent with spaces only';
+    default:
+      return first;
+  }
+}
+
+/** What part of a mapping entry a diagnostic points at. */
+export type Anchor = 'key' | 'value';
+
+/** A found node and its source range (offsets). */
+export interface Located {
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * Finds the source range of the value at `path` (keys and indices, as in a JSON pointer) in a
+ * document. With `anchor: 'key'` the range is the mapping key's, when the last step is a key.
+ * Walks as deep as the path exists and returns the deepest range found, so a diagnostic about a
+ * missing child still points at its parent.
+ */
+export function locate(source: SourceDocument, path: readonly (string | number)[], anchor: Anchor = 'value'): Located {
+  let node: unknown = source.doc.contents;
+  let best: Located = rangeOf(node) ?? { start: source.doc.range[0], end: source.doc.range[0] };
+  for (let i = 0; i < path.length; i++) {
+    const segment = path[i]!;
+    if (isAlias(node)) node = node.resolve(source.doc);
+    const last = i === path.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(segment));
+      if (!pair) return best;
+      const keyRange = rangeOf(pair.key);
+      if (last && anchor === 'key' && keyRange) return keyRange;
+      const valueRange = rangeOf(pair.value);
+      best = valueRange ?? keyRange ?? best;
+      node = pair.value;
+      if (!valueRange) return keyRange ?? best;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(segment)];
+      const itemRange = rangeOf(item);
+      if (!itemRange) return best;
+      best = itemRange;
+      node = item;
+    } else {
+      return best;
+    }
+  }
+  return best;
+}
+
+function rangeOf(node: unknown): Located | undefined {
+  if (node && typeof node === 'object' && 'range' in node) {
+    const range = (node as { range?: [number, number, number] | null }).range;
+    if (range) return { start: range[0], end: range[1] };
+  }
+  return undefined;
+}
+
+/** The source node at `path`, or undefined (used to read scalar styles and exact offsets). */
+export function nodeAt(source: SourceDocument, path: readonly (string | number)[]): unknown {
+  let node: unknown = source.doc.contents;
+  for (const segment of path) {
+    if (isAlias(node)) node = node.resolve(source.doc);
+    if (isMap(node)) {
+      const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === String(segment));
+      if (!pair) return undefined;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      node = node.items[Number(segment)];
+    } else {
+      return undefined;
+    }
+  }
+  return node;
+}

@@ -1,0 +1,287 @@
+import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { compareDiagnostics, makeDiagnostic, type Diagnostic } from '../diag/diagnostic.js';
+import { PatchbayError } from '../diag/errors.js';
+import { didYouMean } from '../lib/did-you-mean.js';
+import { packageRoot } from '../lib/package-root.js';
+import { ProviderRegistry, type LoadedProvider } from '../providers/registry.js';
+import type { IntegrationDocument } from './integration.generated.js';
+import { checkIntegration } from './integration-check.js';
+import type { ProviderDocument } from './provider.generated.js';
+import { checkProvider } from './provider-check.js';
+import { DocumentReporter } from './report.js';
+import { checkSchema, loadSchemaValidators, type DocumentKind } from './schema-check.js';
+import { findCredentials } from './secrets.js';
+import { locate, parseSource, positionAt, type SourceDocument } from './source.js';
+
+export interface ValidateOptions {
+  /** Files and folders holding manifests; folders are searched for *.yaml and *.yml. */
+  readonly paths: readonly string[];
+  /** Extra folders of the user's own provider definitions. */
+  readonly providerDirs?: readonly string[];
+  /** Load the catalogue shipped in the package's providers/ (default true). */
+  readonly bundledProviders?: boolean;
+  /** Directory file names are shown relative to (default: process.cwd()). */
+  readonly cwd?: string;
+}
+
+/** An integration document that passed every check. */
+export interface LoadedIntegration {
+  readonly name: string;
+  readonly document: IntegrationDocument;
+  readonly source: SourceDocument;
+}
+
+export interface ValidationResult {
+  /** Every problem found, sorted by file and position. */
+  readonly diagnostics: Diagnostic[];
+  /** Manifest files read from `paths` (providers loaded from elsewhere are not counted). */
+  readonly files: number;
+  /** Documents found in those files. */
+  readonly documents: number;
+  /** Integrations without errors, in file order. */
+  readonly integrations: LoadedIntegration[];
+  readonly registry: ProviderRegistry;
+}
+
+const manifestExtensions = /\.ya?ml$/i;
+
+/**
+ * Lists manifest files under `paths`: files named directly are taken whatever their extension;
+ * folders are searched recursively for *.yaml / *.yml, skipping dot-folders and node_modules.
+ * Throws PatchbayError PB_IO for a path that does not exist or cannot be read.
+ */
+export function findManifestFiles(paths: readonly string[], cwd: string): string[] {
+  const out: string[] = [];
+  const visit = (dir: string) => {
+    const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const entry of entries) {
+      if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
+      const full = join(dir, entry.name);
+      if (entry.isDirectory()) visit(full);
+      else if (entry.isFile() && manifestExtensions.test(entry.name)) out.push(full);
+    }
+  };
+  for (const path of paths) {
+    const full = resolve(cwd, path);
+    let stats;
+    try {
+      stats = statSync(full);
+    } catch (error) {
+      throw new PatchbayError('PB_IO', `cannot read ${path}: no such file or folder`, { cause: error });
+    }
+    if (stats.isDirectory()) visit(full);
+    else out.push(full);
+  }
+  return out;
+}
+
+function displayName(file: string, cwd: string): string {
+  const rel = relative(cwd, file);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
+}
+
+function realPath(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    // A file that vanished between listing and reading is reported when it is read.
+    return file;
+  }
+}
+
+interface ClassifiedDocument {
+  readonly source: SourceDocument;
+  readonly kind: DocumentKind;
+  readonly reporter: DocumentReporter;
+  schemaValid: boolean;
+}
+
+/**
+ * Validates every manifest under `paths` together with the provider catalogue, and returns all
+ * problems at once. Never throws for a problem in the input; throws PatchbayError PB_IO only
+ * when a named path cannot be read.
+ */
+export async function validateManifests(options: ValidateOptions): Promise<ValidationResult> {
+  const cwd = options.cwd ?? process.cwd();
+  const diagnostics: Diagnostic[] = [];
+  const validators = await loadSchemaValidators();
+
+  const manifestFiles = findManifestFiles(options.paths, cwd);
+  const providerFiles: { file: string; origin: LoadedProvider['origin'] }[] = [];
+  if (options.bundledProviders ?? true) {
+    for (const file of findManifestFiles([join(packageRoot, 'providers')], cwd)) providerFiles.push({ file, origin: 'bundled' });
+  }
+  for (const file of findManifestFiles(options.providerDirs ?? [], cwd)) providerFiles.push({ file, origin: 'user' });
+
+  // A file reached twice (the user validates the bundled providers/ itself) is read once, as the user's.
+  const seen = new Map<string, LoadedProvider['origin']>();
+  const ordered: { file: string; origin: LoadedProvider['origin']; counted: boolean }[] = [];
+  const manifestReal = new Set(manifestFiles.map(realPath));
+  for (const { file, origin } of providerFiles) {
+    const real = realPath(file);
+    if (seen.has(real) || manifestReal.has(real)) continue;
+    seen.set(real, origin);
+    ordered.push({ file, origin, counted: false });
+  }
+  for (const file of manifestFiles) {
+    const real = realPath(file);
+    if (seen.has(real)) continue;
+    seen.set(real, 'user');
+    ordered.push({ file, origin: 'user', counted: true });
+  }
+
+  const classified: (ClassifiedDocument & { origin: LoadedProvider['origin'] })[] = [];
+  let documentCount = 0;
+  for (const { file, origin, counted } of ordered) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(file);
+    } catch (error) {
+      throw new PatchbayError('PB_IO', `cannot read ${displayName(file, cwd)}`, { cause: error });
+    }
+    const shown = displayName(file, cwd);
+    const parsed = parseSource(shown, bytes);
+    diagnostics.push(...parsed.diagnostics);
+    for (const finding of findCredentials(parsed.text)) {
+      const start = positionAt(parsed.lineCounter, finding.start);
+      const end = positionAt(parsed.lineCounter, finding.end);
+      const what = finding.code === 'PB_SECRET_TEST_KEY' ? 'a test-mode credential' : 'a real credential';
+      diagnostics.push(
+        makeDiagnostic(
+          finding.code,
+          `this looks like ${what} (${finding.label}); remove it, reference it as { env: NAME } instead${
+            finding.code === 'PB_SECRET_LIVE_KEY' ? ', and rotate it: it is in the history now' : ''
+          }`,
+          shown,
+          start,
+          end,
+        ),
+      );
+    }
+    if (counted) documentCount += parsed.documents.length;
+    for (const source of parsed.documents) {
+      const reporter = new DocumentReporter(source, diagnostics);
+      const kind = classify(source, reporter);
+      if (kind) classified.push({ source, kind, reporter, schemaValid: false, origin });
+    }
+  }
+
+  for (const entry of classified) {
+    entry.schemaValid = checkSchema(validators[entry.kind], entry.source.value, entry.reporter);
+  }
+
+  const registry = new ProviderRegistry();
+  const integrations: LoadedIntegration[] = [];
+  const firstByName = new Map<string, ClassifiedDocument>();
+  const validateSchema = await schemaChecker();
+
+  for (const entry of classified) {
+    const value = entry.source.value as { metadata?: { name?: unknown } };
+    const name = typeof value.metadata?.name === 'string' ? value.metadata.name : undefined;
+    if (name === undefined) continue;
+    const key = `${entry.kind}/${name}`;
+    const first = firstByName.get(key);
+    if (first && !(first.kind === 'Provider' && (first as { origin?: string }).origin === 'bundled' && entry.origin === 'user')) {
+      const where = locate(first.source, ['metadata', 'name']);
+      const pos = positionAt(first.source.lineCounter, where.start);
+      entry.reporter.at(
+        ['metadata', 'name'],
+        'PB_MANIFEST_DUPLICATE_NAME',
+        `${entry.kind.toLowerCase()} "${name}" is already defined at ${first.source.file}:${pos.line}:${pos.column}; names must be unique`,
+      );
+      continue;
+    }
+    firstByName.set(key, entry);
+    if (entry.kind === 'Provider' && entry.schemaValid) {
+      const document = entry.source.value as ProviderDocument;
+      checkProvider(document, entry.reporter, validateSchema);
+      registry.set({ name, document, source: entry.source, origin: entry.origin });
+    }
+  }
+
+  const errorCountBefore = new Map<SourceDocument, number>();
+  for (const entry of classified) {
+    if (entry.kind !== 'Integration') continue;
+    const before = diagnostics.length;
+    checkIntegration(entry.source.value, entry.reporter, registry);
+    errorCountBefore.set(entry.source, before);
+  }
+
+  // An integration is usable when no error points into its document's range of its file.
+  const errorFiles = new Map<string, { line: number }[]>();
+  for (const d of diagnostics) {
+    if (d.severity !== 'error') continue;
+    const list = errorFiles.get(d.file) ?? [];
+    list.push({ line: d.start.line });
+    errorFiles.set(d.file, list);
+  }
+  for (const entry of classified) {
+    if (entry.kind !== 'Integration' || !entry.schemaValid) continue;
+    const range = entry.source.doc.range;
+    const first = positionAt(entry.source.lineCounter, range[0]).line;
+    const last = positionAt(entry.source.lineCounter, range[2]).line;
+    const broken = (errorFiles.get(entry.source.file) ?? []).some((e) => e.line >= first && e.line <= last);
+    if (broken) continue;
+    const document = entry.source.value as IntegrationDocument;
+    integrations.push({ name: document.metadata.name, document, source: entry.source });
+  }
+
+  diagnostics.sort(compareDiagnostics);
+  return { diagnostics, files: manifestFiles.length, documents: documentCount, integrations, registry };
+}
+
+const kinds: readonly DocumentKind[] = ['Integration', 'Provider'];
+
+function classify(source: SourceDocument, reporter: DocumentReporter): DocumentKind | undefined {
+  const value = source.value;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    reporter.at([], 'PB_MANIFEST_NOT_OBJECT', 'a manifest document must be a mapping with apiVersion, kind, metadata and spec');
+    return undefined;
+  }
+  const { apiVersion, kind } = value as { apiVersion?: unknown; kind?: unknown };
+  if (apiVersion !== 'patchbay/v1') {
+    if (apiVersion === undefined) {
+      reporter.at([], 'PB_MANIFEST_API_VERSION', 'missing apiVersion: add apiVersion: patchbay/v1 as the first key');
+    } else {
+      reporter.at(['apiVersion'], 'PB_MANIFEST_API_VERSION', `apiVersion ${JSON.stringify(apiVersion)} is not supported; use patchbay/v1`);
+    }
+    return undefined;
+  }
+  if (typeof kind !== 'string' || !(kinds as readonly string[]).includes(kind)) {
+    if (kind === undefined) {
+      reporter.at([], 'PB_MANIFEST_UNKNOWN_KIND', 'missing kind: write kind: Integration or kind: Provider');
+    } else {
+      reporter.at(
+        ['kind'],
+        'PB_MANIFEST_UNKNOWN_KIND',
+        `unknown kind ${JSON.stringify(kind)}${typeof kind === 'string' ? didYouMean(kind, kinds) : ''}; use Integration or Provider`,
+      );
+    }
+    return undefined;
+  }
+  return kind as DocumentKind;
+}
+
+/** A function that checks a JSON Schema against the 2020-12 meta-schema, built on first use. */
+async function schemaChecker(): Promise<(schema: unknown) => string | undefined> {
+  let ajv: { validateSchema(schema: unknown): boolean | Promise<unknown>; errorsText(errors?: unknown): string; errors?: unknown } | undefined;
+  return (schema: unknown) => {
+    if (!ajv) {
+      ajv = createMetaValidator();
+    }
+    const ok = ajv.validateSchema(schema as object);
+    return ok === true ? undefined : ajv.errorsText(ajv.errors);
+  };
+}
+
+let metaValidatorFactory: (() => never) | undefined;
+void metaValidatorFactory;
+
+import Ajv2020 from 'ajv/dist/2020.js';
+
+function createMetaValidator() {
+  // Provider input schemas come from OpenAPI documents and use its annotations (`example`,
+  // `x-…`); only the structure is checked, so unknown keywords are allowed.
+  return new Ajv2020.default({ strict: false, validateFormats: false });
+}
