@@ -15,6 +15,7 @@ Options:
   --strict                    Treat warnings as errors
   --providers DIR             A folder of your own provider definitions (repeatable;
                               default: ./providers when it exists and is not the catalogue)
+  --no-catalogue              Do not load the bundled provider catalogue (only --providers)
   --no-color                  Plain text even on a terminal (NO_COLOR is honoured too)
   -h, --help                  Show this help
 
@@ -27,6 +28,7 @@ export interface ValidateFlags {
   readonly strict: boolean;
   readonly providerDirs: string[];
   readonly color: boolean;
+  readonly catalogue: boolean;
 }
 
 /** Parses the shared flags of `validate` and `list`; returns a usage error text on bad input. */
@@ -42,6 +44,7 @@ export function parseValidateFlags(argv: readonly string[], io: CliIO): Validate
         strict: { type: 'boolean', default: false },
         providers: { type: 'string', multiple: true },
         'no-color': { type: 'boolean', default: false },
+        'no-catalogue': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -60,6 +63,7 @@ export function parseValidateFlags(argv: readonly string[], io: CliIO): Validate
     strict: parsed.values.strict as boolean,
     providerDirs: (parsed.values.providers as string[] | undefined) ?? defaultProviderDirs(io.cwd),
     color,
+    catalogue: !parsed.values['no-catalogue'],
   };
 }
 
@@ -95,7 +99,12 @@ export async function runValidation(
   io: CliIO,
 ): Promise<{ result: ValidationResult; diagnostics: Diagnostic[] } | number> {
   try {
-    const result = await validateManifests({ paths: flags.paths, providerDirs: flags.providerDirs, cwd: io.cwd });
+    const result = await validateManifests({
+      paths: flags.paths,
+      providerDirs: flags.providerDirs,
+      bundledProviders: flags.catalogue,
+      cwd: io.cwd,
+    });
     return { result, diagnostics: applyStrict(result.diagnostics, flags.strict) };
   } catch (error) {
     if (error instanceof PatchbayError && error.code === 'PB_IO') {

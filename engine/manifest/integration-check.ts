@@ -559,6 +559,24 @@ function checkStep(
     return;
   }
   checkInputs(step.with, operation.input, [...path, 'with'], path, call, reporter, undefined);
+  checkLiteralCredentialHeaders(record(record(step.with)?.headers), [...path, 'with', 'headers'], reporter);
+}
+
+const credentialHeaders = /^(authorization|proxy-authorization|cookie|x-api-key|api-key|x-auth-token|x-access-token)$/i;
+
+// Expressions cannot read secrets (there is no `env` root), so any literal credential header is
+// a secret written into the manifest: it belongs in the connection's auth.
+function checkLiteralCredentialHeaders(headers: Json | undefined, path: DocPath, reporter: DocumentReporter): void {
+  if (!headers) return;
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value === 'string' && value.trim() !== '' && (credentialHeaders.test(name) || looksSecretName(name))) {
+      reporter.at(
+        [...path, name],
+        'PB_SECRET_LITERAL',
+        `header ${name} carries a credential written in the manifest; configure it as the connection's auth with { env: NAME } instead`,
+      );
+    }
+  }
 }
 
 function checkInputs(

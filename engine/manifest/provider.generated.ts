@@ -6,7 +6,7 @@
  */
 export type Duration = string;
 /**
- * A duration such as `500ms`, `1s`, `1m`, `1h`.
+ * The period.
  */
 export type Duration1 = string;
 
@@ -229,8 +229,14 @@ export interface ProviderRateLimit {
    */
   tiers?: {
     [k: string]: {
+      /**
+       * Requests allowed per period in this tier.
+       */
       requests: number;
       per: Duration1;
+      /**
+       * Bucket size; defaults to `requests`.
+       */
       burst?: number;
     };
   };

@@ -33,9 +33,9 @@ let cached: SchemaValidators | undefined;
  */
 export async function loadSchemaValidators(): Promise<SchemaValidators> {
   if (cached) return cached;
-  const precompiled = new URL('./schema-validators.js', import.meta.url);
+  const precompiled = new URL('./schema-validators.cjs', import.meta.url);
   if (existsSync(fileURLToPath(precompiled))) {
-    const module = (await import(precompiled.href)) as { Integration: ValidateFunction; Provider: ValidateFunction };
+    const module = ((await import(precompiled.href)) as { default: { Integration: ValidateFunction; Provider: ValidateFunction } }).default;
     cached = { Integration: module.Integration, Provider: module.Provider };
     return cached;
   }

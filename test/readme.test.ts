@@ -1,0 +1,73 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { codes } from '../engine/diag/codes.js';
+import { validateManifests } from '../engine/manifest/validate.js';
+
+const root = join(import.meta.dirname, '..');
+const readme = readFileSync(join(root, 'README.md'), 'utf8');
+
+function section(start: string, end: string): string {
+  const from = readme.indexOf(start);
+  const to = readme.indexOf(end);
+  expect(from, `README lacks the marker ${start}`).toBeGreaterThanOrEqual(0);
+  expect(to, `README lacks the marker ${end}`).toBeGreaterThan(from);
+  return readme.slice(from + start.length, to);
+}
+
+describe('README', () => {
+  it('shows the two commands on its first screen', () => {
+    const firstScreen = readme.split('\n').slice(0, 30).join('\n');
+    expect(firstScreen).toContain('npm ci && npm start');
+    expect(firstScreen).toContain('npm ci && npm test');
+  });
+
+  it('has an error-code table that matches engine/diag/codes.ts exactly', () => {
+    const table = section('<!-- error-codes:start -->', '<!-- error-codes:end -->');
+    const rows = table
+      .split('\n')
+      .filter((line) => line.startsWith('| `PB_'))
+      .map((line) => line.split(/(?<!\\)\|/).slice(1, -1).map((cell) => cell.trim()));
+    const documented = rows.map(([code, severity, retry, summary]) => ({
+      code: code!.replaceAll('`', ''),
+      severity,
+      retry,
+      summary: summary!.replaceAll('\\|', '|'),
+    }));
+    const actual = Object.entries(codes).map(([code, entry]) => ({
+      code,
+      severity: entry.severity,
+      retry: entry.retry,
+      summary: entry.summary,
+    }));
+    expect(documented).toEqual(actual);
+  });
+
+  describe('every yaml block validates clean', () => {
+    const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const dir = mkdtempSync(join(tmpdir(), 'patchbay-readme-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('has yaml examples', () => {
+      expect(blocks.length).toBeGreaterThanOrEqual(3);
+    });
+
+    blocks.forEach((block, index) => {
+      it(`block ${index + 1}: ${block.match(/name: (\S+)/)?.[1] ?? 'unnamed'}`, async () => {
+        const file = join(dir, `block-${index + 1}.yaml`);
+        writeFileSync(file, block);
+        const result = await validateManifests({ paths: [file], cwd: dir });
+        const lines = result.diagnostics.map((d) => `${d.start.line}:${d.start.column} ${d.code} ${d.message}`);
+        expect(lines).toEqual([]);
+        expect(result.documents).toBeGreaterThan(0);
+      });
+    });
+  });
+
+  it('shows a benchmark table with the command that produced it', () => {
+    const bench = section('<!-- bench:start -->', '<!-- bench:end -->');
+    expect(bench).toContain('npm run bench');
+    expect(bench).toMatch(/\|\s*metric\s*\|/i);
+  });
+});
