@@ -123,11 +123,12 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
   const poll = record(trigger?.poll);
   if (poll) checkTemplates(poll.with, ['spec', 'trigger', 'poll', 'with'], { ...context, currentStep: -1 });
 
+  let unresolvedCalls = false;
   steps.forEach((raw, index) => {
     const step = record(raw);
     if (!step) return;
     const path: DocPath = ['spec', 'steps', index];
-    checkStep(step, path, index, connections, connectionProviders, registry, reporter, used);
+    if (!checkStep(step, path, index, connections, registry, reporter, used)) unresolvedCalls = true;
     const stepContext = { ...context, currentStep: index };
     const condition = text(step.if);
     if (condition !== undefined) checkCondition({ path: [...path, 'if'], value: condition }, stepContext);
@@ -142,7 +143,9 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
     checkCondition({ path: ['spec', 'policy', 'concurrency', 'orderBy'], value: orderBy }, { ...context, currentStep: -1 });
   }
 
-  for (const name of Object.keys(connections)) {
+  // A step whose call does not resolve may be meant for any connection: advising to remove one
+  // would be wrong until the call is fixed.
+  for (const name of unresolvedCalls ? [] : Object.keys(connections)) {
     if (!used.has(name) && connectionProviders.get(name)) {
       reporter.at(
         ['spec', 'connections', name],
@@ -245,7 +248,7 @@ function checkConnection(connection: Json, provider: LoadedProvider, path: DocPa
       reporter.at(
         [...path, 'apiVersion'],
         'PB_CONNECTION_API_VERSION',
-        `"${pinned}" is not a ${provider.name} API version (expected the form ${pin.pattern}, e.g. ${pin.default})`,
+        `"${pinned}" is not a valid API version for provider "${provider.name}" (expected the form ${pin.pattern}, e.g. ${pin.default})`,
       );
     } else if (pin.supported && !pin.supported.includes(pinned)) {
       reporter.at(
@@ -484,18 +487,18 @@ function checkCron(expression: unknown, timezone: unknown, base: DocPath, field:
   }
 }
 
+/** Checks a step's call, connection and inputs; returns false when its call does not resolve. */
 function checkStep(
   step: Json,
   path: DocPath,
   index: number,
   connections: Json,
-  connectionProviders: Map<string, LoadedProvider | undefined>,
   registry: ProviderRegistry,
   reporter: DocumentReporter,
   used: Set<string>,
-): void {
+): boolean {
   const call = text(step.call);
-  if (call === undefined || !call.includes('.')) return;
+  if (call === undefined || !/^[a-z][-a-z0-9]*\.[A-Za-z0-9_.-]+$/.test(call)) return false;
   const { provider: providerName, operation: operationName } = splitCall(call);
   const provider = registry.get(providerName);
   if (!provider) {
@@ -504,9 +507,10 @@ function checkStep(
       'PB_REF_UNKNOWN_PROVIDER',
       `unknown provider "${providerName}" in call "${call}"${didYouMean(providerName, registry.names())}`,
     );
-    return;
+    return false;
   }
   const explicit = text(step.connection);
+  let chosen: string | undefined;
   if (explicit !== undefined) {
     if (!Object.hasOwn(connections, explicit)) {
       reporter.at(
@@ -516,6 +520,7 @@ function checkStep(
       );
     } else {
       used.add(explicit);
+      chosen = explicit;
       const actual = text(record(connections[explicit])?.provider);
       if (actual !== undefined && actual !== providerName) {
         reporter.at(
@@ -544,9 +549,9 @@ function checkStep(
       candidates.forEach((c) => used.add(c));
     } else {
       used.add(candidates[0]!);
+      chosen = candidates[0];
     }
   }
-  void connectionProviders;
 
   const operations = provider.document.spec.operations ?? {};
   const operation = Object.hasOwn(operations, operationName) ? operations[operationName] : undefined;
@@ -556,9 +561,22 @@ function checkStep(
       'PB_REF_UNKNOWN_OPERATION',
       `provider "${providerName}" has no operation "${operationName}"${didYouMean(operationName, Object.keys(operations))}`,
     );
-    return;
+    return false;
   }
   checkInputs(step.with, operation.input, [...path, 'with'], path, call, reporter, undefined);
+  const auth = record(record(chosen === undefined ? undefined : connections[chosen])?.auth);
+  if (auth && (auth.type === 'oauth2' || auth.type === 'jwt') && Array.isArray(auth.scopes) && operation.scopes?.length) {
+    const granted = new Set(auth.scopes.filter((x): x is string => typeof x === 'string'));
+    const missing = operation.scopes.filter((scope) => !granted.has(scope));
+    if (missing.length > 0) {
+      reporter.at(
+        [...path, 'call'],
+        'PB_AUTH_MISSING_SCOPE',
+        `${call} needs scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}, which connection "${chosen}" does not request; add ${missing.length > 1 ? 'them' : 'it'} to its auth.scopes`,
+      );
+    }
+  }
+  return true;
   checkLiteralCredentialHeaders(record(record(step.with)?.headers), [...path, 'with', 'headers'], reporter);
 }
 

@@ -2,6 +2,12 @@ import type { ProviderDocument } from './provider.generated.js';
 import type { DocumentReporter } from './report.js';
 import { didYouMean } from '../lib/did-you-mean.js';
 
+/** The first problem found in a JSON Schema: where (a path inside the schema) and what. */
+export interface SchemaProblem {
+  readonly path: (string | number)[];
+  readonly message: string;
+}
+
 const placeholder = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /**
@@ -13,7 +19,7 @@ const placeholder = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 export function checkProvider(
   document: ProviderDocument,
   reporter: DocumentReporter,
-  validateSchema: (schema: unknown) => string | undefined,
+  validateSchema: (schema: unknown) => SchemaProblem | undefined,
 ): void {
   const spec = document.spec;
   const variables = Object.keys(spec.variables ?? {});
@@ -47,10 +53,12 @@ export function checkProvider(
     const inputs = Object.keys((operation.input as { properties?: object }).properties ?? {});
     checkPlaceholders(operation.path, [...base, 'path'], inputs);
     const problem = validateSchema(operation.input);
-    if (problem) reporter.at([...base, 'input'], 'PB_PROVIDER_BAD_SCHEMA', `input schema is invalid: ${problem}`);
+    if (problem) reporter.at([...base, 'input', ...problem.path], 'PB_PROVIDER_BAD_SCHEMA', `input schema is invalid: ${problem.message}`);
     if (operation.output !== undefined) {
       const outputProblem = validateSchema(operation.output);
-      if (outputProblem) reporter.at([...base, 'output'], 'PB_PROVIDER_BAD_SCHEMA', `output schema is invalid: ${outputProblem}`);
+      if (outputProblem) {
+        reporter.at([...base, 'output', ...outputProblem.path], 'PB_PROVIDER_BAD_SCHEMA', `output schema is invalid: ${outputProblem.message}`);
+      }
     }
     for (const [i, queryName] of (operation.query ?? []).entries()) {
       if (!inputs.includes(queryName)) {
@@ -70,7 +78,11 @@ export function checkProvider(
     if (event.schema === undefined) continue;
     const problem = validateSchema(event.schema);
     if (problem) {
-      reporter.at(['spec', 'webhooks', 'events', name, 'schema'], 'PB_PROVIDER_BAD_SCHEMA', `payload schema is invalid: ${problem}`);
+      reporter.at(
+        ['spec', 'webhooks', 'events', name, 'schema', ...problem.path],
+        'PB_PROVIDER_BAD_SCHEMA',
+        `payload schema is invalid: ${problem.message}`,
+      );
     }
   }
 }

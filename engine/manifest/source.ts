@@ -47,21 +47,17 @@ const yamlCodeMap: Record<string, 'PB_YAML_DUPLICATE_KEY' | 'PB_YAML_TAB' | 'PB_
   TAB_AS_INDENT: 'PB_YAML_TAB',
 };
 
-function depthOf(node: unknown, depth: number, limit: number): number {
-  if (depth > limit) return depth;
-  let deepest = depth;
-  if (isMap(node)) {
-    for (const item of node.items) {
-      deepest = Math.max(deepest, depthOf(item.value, depth + 1, limit));
-      if (deepest > limit) break;
-    }
-  } else if (isSeq(node)) {
-    for (const item of node.items) {
-      deepest = Math.max(deepest, depthOf(item, depth + 1, limit));
-      if (deepest > limit) break;
-    }
+/** Returns the first node nested deeper than `limit` levels, or undefined. Iterative: no stack risk. */
+function tooDeep(root: unknown, limit: number): Node | undefined {
+  const stack: { node: unknown; depth: number }[] = [{ node: root, depth: 1 }];
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop()!;
+    if (!isMap(node) && !isSeq(node)) continue;
+    if (depth > limit) return node;
+    const children = isMap(node) ? node.items.map((pair) => pair.value) : node.items;
+    for (let i = children.length - 1; i >= 0; i--) stack.push({ node: children[i], depth: depth + 1 });
   }
-  return deepest;
+  return undefined;
 }
 
 /**
@@ -97,7 +93,11 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
   }
   const nul = text.indexOf('\u0000');
   if (nul >= 0) {
-    diagnostics.push(makeDiagnostic('PB_YAML_NOT_TEXT', 'file contains a NUL byte; manifests must be YAML text', file, origin));
+    // Positions need line starts; count them up to the NUL without parsing the rest.
+    lineCounter.addNewLine(0);
+    for (let i = text.indexOf('\n'); i >= 0 && i < nul; i = text.indexOf('\n', i + 1)) lineCounter.addNewLine(i + 1);
+    const at = positionAt(lineCounter, nul);
+    diagnostics.push(makeDiagnostic('PB_YAML_NOT_TEXT', 'file contains a NUL byte; manifests must be YAML text', file, at));
     return empty(text);
   }
 
@@ -156,9 +156,11 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
       // An empty document (a trailing `---`, or a file of comments) is harmless.
       return;
     }
-    if (depthOf(doc.contents, 1, sourceLimits.maxDepth) > sourceLimits.maxDepth) {
+    const deep = tooDeep(doc.contents, sourceLimits.maxDepth);
+    if (deep) {
+      const at = deep.range ? positionAt(lineCounter, deep.range[0]) : docStart;
       diagnostics.push(
-        makeDiagnostic('PB_YAML_TOO_DEEP', `values are nested deeper than ${sourceLimits.maxDepth} levels`, file, docStart),
+        makeDiagnostic('PB_YAML_TOO_DEEP', `values are nested deeper than ${sourceLimits.maxDepth} levels; flatten this structure`, file, at),
       );
       return;
     }

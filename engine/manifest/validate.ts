@@ -8,7 +8,8 @@ import { ProviderRegistry, type LoadedProvider } from '../providers/registry.js'
 import type { IntegrationDocument } from './integration.generated.js';
 import { checkIntegration } from './integration-check.js';
 import type { ProviderDocument } from './provider.generated.js';
-import { checkProvider } from './provider-check.js';
+import { checkProvider, type SchemaProblem } from './provider-check.js';
+import Ajv2020 from 'ajv/dist/2020.js';
 import { DocumentReporter } from './report.js';
 import { checkSchema, loadSchemaValidators, type DocumentKind } from './schema-check.js';
 import { findCredentials } from './secrets.js';
@@ -263,25 +264,26 @@ function classify(source: SourceDocument, reporter: DocumentReporter): DocumentK
   return kind as DocumentKind;
 }
 
-/** A function that checks a JSON Schema against the 2020-12 meta-schema, built on first use. */
-async function schemaChecker(): Promise<(schema: unknown) => string | undefined> {
-  let ajv: { validateSchema(schema: unknown): boolean | Promise<unknown>; errorsText(errors?: unknown): string; errors?: unknown } | undefined;
+/**
+ * A function that checks a JSON Schema against the 2020-12 meta-schema and returns its first
+ * problem with the path inside the schema. The Ajv instance is built on first use only.
+ */
+async function schemaChecker(): Promise<(schema: unknown) => SchemaProblem | undefined> {
+  let ajv: InstanceType<typeof Ajv2020.default> | undefined;
   return (schema: unknown) => {
-    if (!ajv) {
-      ajv = createMetaValidator();
-    }
-    const ok = ajv.validateSchema(schema as object);
-    return ok === true ? undefined : ajv.errorsText(ajv.errors);
+    // Provider input schemas come from OpenAPI documents and use its annotations (`example`,
+    // `x-…`); only the structure is checked, so unknown keywords are allowed.
+    ajv ??= new Ajv2020.default({ strict: false, validateFormats: false, allErrors: false });
+    if (ajv.validateSchema(schema as object) === true) return undefined;
+    const error = ajv.errors?.[0];
+    if (!error) return { path: [], message: 'not a valid JSON Schema' };
+    const path = error.instancePath
+      .split('/')
+      .slice(1)
+      .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
+      .map((s) => (/^(0|[1-9][0-9]*)$/.test(s) ? Number(s) : s));
+    const allowed = (error.params as { allowedValues?: unknown[] }).allowedValues;
+    const detail = allowed ? ` (one of ${allowed.join(', ')})` : '';
+    return { path, message: `${error.instancePath || 'the schema'} ${error.message ?? 'is invalid'}${detail}` };
   };
-}
-
-let metaValidatorFactory: (() => never) | undefined;
-void metaValidatorFactory;
-
-import Ajv2020 from 'ajv/dist/2020.js';
-
-function createMetaValidator() {
-  // Provider input schemas come from OpenAPI documents and use its annotations (`example`,
-  // `x-…`); only the structure is checked, so unknown keywords are allowed.
-  return new Ajv2020.default({ strict: false, validateFormats: false });
 }
