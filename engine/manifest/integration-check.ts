@@ -68,7 +68,9 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
 
   const connections = record(spec.connections) ?? {};
   const connectionProviders = new Map<string, LoadedProvider | undefined>();
+  // `used`: referenced by the trigger or a step; `called`: Patchbay makes calls with it.
   const used = new Set<string>();
+  const called = new Set<string>();
 
   for (const [name, raw] of Object.entries(connections)) {
     const connection = record(raw);
@@ -117,6 +119,8 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
   });
 
   const eventSchemas = checkTrigger(spec, connectionProviders, registry, reporter, used);
+  const pollConnection = text(record(record(spec.trigger)?.poll)?.connection);
+  if (pollConnection !== undefined) called.add(pollConnection);
   const context: ExpressionContext = { reporter, stepIds, vars, eventSchemas, currentStep: undefined };
 
   const trigger = record(spec.trigger);
@@ -128,7 +132,9 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
     const step = record(raw);
     if (!step) return;
     const path: DocPath = ['spec', 'steps', index];
-    if (!checkStep(step, path, index, connections, registry, reporter, used)) unresolvedCalls = true;
+    const resolved = checkStep(step, path, index, connections, registry, reporter, used);
+    if (resolved === false) unresolvedCalls = true;
+    else if (resolved !== true) called.add(resolved);
     const stepContext = { ...context, currentStep: index };
     const condition = text(step.if);
     if (condition !== undefined) checkCondition({ path: [...path, 'if'], value: condition }, stepContext);
@@ -141,6 +147,22 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
   const orderBy = text(record(policy?.concurrency)?.orderBy);
   if (orderBy !== undefined) {
     checkCondition({ path: ['spec', 'policy', 'concurrency', 'orderBy'], value: orderBy }, { ...context, currentStep: -1 });
+  }
+
+  // Auth is needed only where Patchbay calls the provider: a connection that only receives
+  // webhooks is verified by its webhookSecrets.
+  for (const name of called) {
+    const provider = connectionProviders.get(name);
+    const connection = record(connections[name]);
+    if (!provider || !connection || connection.auth !== undefined) continue;
+    const schemes = provider.document.spec.auth ?? [];
+    if (schemes.some((s) => s.type === 'none')) continue;
+    reporter.at(
+      ['spec', 'connections', name],
+      'PB_AUTH_MISSING',
+      `connection "${name}" calls ${provider.name} but has no auth; ${provider.name} accepts ${schemes.map((s) => s.type).join(', ')}`,
+      { anchor: 'key' },
+    );
   }
 
   // A step whose call does not resolve may be meant for any connection: advising to remove one
@@ -162,15 +184,6 @@ function checkConnection(connection: Json, provider: LoadedProvider, path: DocPa
   const schemes = spec.auth ?? [];
   const auth = record(connection.auth);
   const authType = text(auth?.type);
-  const acceptsNone = schemes.some((s) => s.type === 'none');
-  if (!auth && !acceptsNone) {
-    reporter.at(
-      path,
-      'PB_AUTH_MISSING',
-      `connection needs auth: provider "${provider.name}" accepts ${schemes.map((s) => s.type).join(', ')}`,
-      { anchor: 'key' },
-    );
-  }
   if (authType) {
     const scheme = schemes.find((s) => s.type === authType);
     if (!scheme) {
@@ -430,7 +443,9 @@ function checkTrigger(
         `"${param}" is not an input of ${provider.name}.${operationName}${didYouMean(param, Object.keys(properties))}`,
       );
     }
-    return none;
+    const itemsPath = operation.pagination?.itemsPath ?? provider.document.spec.pagination?.itemsPath;
+    const item = itemSchema(operation.output, itemsPath);
+    return item ? { schemas: [item], label: `an item of ${provider.name}.${operationName}` } : none;
   }
 
   const schedule = record(trigger.schedule);
@@ -439,6 +454,15 @@ function checkTrigger(
     return { schemas: [scheduleEventSchema], label: 'schedule' };
   }
   return none;
+}
+
+/** The schema of one listed item: the output schema at `itemsPath`, then its `items`. */
+function itemSchema(output: unknown, itemsPath: string | undefined): unknown {
+  let current = record(output);
+  for (const name of itemsPath ? itemsPath.split('.') : []) {
+    current = record(record(current?.properties)?.[name]);
+  }
+  return record(current?.items);
 }
 
 let zones: string[] | undefined;
@@ -487,7 +511,10 @@ function checkCron(expression: unknown, timezone: unknown, base: DocPath, field:
   }
 }
 
-/** Checks a step's call, connection and inputs; returns false when its call does not resolve. */
+/**
+ * Checks a step's call, connection and inputs. Returns false when its call does not resolve, the
+ * name of the connection it uses when that is known, and true otherwise.
+ */
 function checkStep(
   step: Json,
   path: DocPath,
@@ -496,7 +523,7 @@ function checkStep(
   registry: ProviderRegistry,
   reporter: DocumentReporter,
   used: Set<string>,
-): boolean {
+): boolean | string {
   const call = text(step.call);
   if (call === undefined || !/^[a-z][-a-z0-9]*\.[A-Za-z0-9_.-]+$/.test(call)) return false;
   const { provider: providerName, operation: operationName } = splitCall(call);
@@ -576,7 +603,7 @@ function checkStep(
       );
     }
   }
-  return true;
+  return chosen ?? true;
   checkLiteralCredentialHeaders(record(record(step.with)?.headers), [...path, 'with', 'headers'], reporter);
 }
 

@@ -229,7 +229,10 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
   }
 
   diagnostics.sort(compareDiagnostics);
-  return { diagnostics, files: manifestFiles.length, documents: documentCount, integrations, registry };
+  const unique = diagnostics.filter(
+    (d, i) => i === 0 || compareDiagnostics(d, diagnostics[i - 1]!) !== 0 || d.message !== diagnostics[i - 1]!.message,
+  );
+  return { diagnostics: unique, files: manifestFiles.length, documents: documentCount, integrations, registry };
 }
 
 const kinds: readonly DocumentKind[] = ['Integration', 'Provider'];

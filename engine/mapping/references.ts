@@ -60,7 +60,15 @@ export function analyseExpression(source: string): CompiledExpression | Expressi
   }
   const references: InputReference[] = [];
   walk(ast, true, source, references);
-  return { ok: true, references };
+  // The parser reuses one node for both sides of `a ?: b` and `a ?? b`: list each path once.
+  const seen = new Set<string>();
+  const unique = references.filter((r) => {
+    const key = `${r.offsets[0]}:${r.names.join('.')}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  return { ok: true, references: unique };
 }
 
 function nameStart(node: AstNode, source: string): number {
