@@ -466,6 +466,8 @@ function itemSchema(output: unknown, itemsPath: string | undefined): unknown {
 }
 
 let zones: string[] | undefined;
+// Parsing a cron expression in a time zone is slow (luxon); the same few schedules recur.
+const cronIntervals = new Map<string, number>();
 
 function checkCron(expression: unknown, timezone: unknown, base: DocPath, field: string, reporter: DocumentReporter, poll: boolean): void {
   let tz = 'UTC';
@@ -494,10 +496,17 @@ function checkCron(expression: unknown, timezone: unknown, base: DocPath, field:
     );
     return;
   }
+  const key = `${expression}\u0000${tz}`;
+  let interval = cronIntervals.get(key);
   try {
-    const iterator = CronExpressionParser.parse(expression, { tz, currentDate: new Date('2026-01-01T00:00:00Z') });
-    const first = iterator.next().getTime();
-    const second = iterator.next().getTime();
+    if (interval === undefined) {
+      const iterator = CronExpressionParser.parse(expression, { tz, currentDate: new Date('2026-01-01T00:00:00Z') });
+      const first = iterator.next().getTime();
+      interval = iterator.next().getTime() - first;
+      cronIntervals.set(key, interval);
+    }
+    const second = interval;
+    const first = 0;
     if (second - first < 60_000) {
       reporter.at(
         [...base, field],

@@ -44,12 +44,25 @@ interface AstNode {
   terms?: { expression: AstNode }[];
 }
 
+const cache = new Map<string, CompiledExpression | ExpressionSyntaxError>();
+const cacheLimit = 10_000;
+
 /**
  * Compiles a JSONata expression and lists the input paths it reads from the root context
  * (`event…`, `steps…`, `vars…`). Paths inside predicates, lambdas and after a context change
  * are relative to something else and are not listed. Never throws for a bad expression.
  */
 export function analyseExpression(source: string): CompiledExpression | ExpressionSyntaxError {
+  // Manifests repeat expressions (`{{ event.id }}`); parsing is most of the cost.
+  const hit = cache.get(source);
+  if (hit) return hit;
+  const result = analyseUncached(source);
+  if (cache.size >= cacheLimit) cache.clear();
+  cache.set(source, result);
+  return result;
+}
+
+function analyseUncached(source: string): CompiledExpression | ExpressionSyntaxError {
   let ast: AstNode;
   try {
     ast = jsonata(source).ast() as AstNode;
