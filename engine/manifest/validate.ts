@@ -4,6 +4,7 @@ import { compareDiagnostics, makeDiagnostic, type Diagnostic } from '../diag/dia
 import { PatchbayError } from '../diag/errors.js';
 import { didYouMean } from '../lib/did-you-mean.js';
 import { packageRoot } from '../lib/package-root.js';
+import { hashBytes, readCatalogueSnapshot } from '../providers/catalogue.js';
 import { ProviderRegistry, type LoadedProvider } from '../providers/registry.js';
 import type { IntegrationDocument } from './integration.generated.js';
 import { checkIntegration } from './integration-check.js';
@@ -24,6 +25,8 @@ export interface ValidateOptions {
   readonly bundledProviders?: boolean;
   /** Directory file names are shown relative to (default: process.cwd()). */
   readonly cwd?: string;
+  /** Use the build's snapshot of the bundled catalogue for unchanged files (default true). */
+  readonly catalogueSnapshot?: boolean;
 }
 
 /** An integration document that passed every check. */
@@ -132,6 +135,8 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
     ordered.push({ file, origin: 'user', counted: true });
   }
 
+  const registry = new ProviderRegistry();
+  const snapshot = (options.catalogueSnapshot ?? true) ? readCatalogueSnapshot() : undefined;
   const classified: (ClassifiedDocument & { origin: LoadedProvider['origin'] })[] = [];
   let documentCount = 0;
   for (const { file, origin, counted } of ordered) {
@@ -140,6 +145,13 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
       bytes = readFileSync(file);
     } catch (error) {
       throw new PatchbayError('PB_IO', `cannot read ${displayName(file, cwd)}`, { cause: error });
+    }
+    if (origin === 'bundled' && snapshot) {
+      const entry = snapshot.files[relative(packageRoot, file)];
+      if (entry && entry.sha256 === hashBytes(bytes)) {
+        for (const document of entry.providers) registry.set({ name: document.metadata.name, document, origin });
+        continue;
+      }
     }
     const shown = displayName(file, cwd);
     const parsed = parseSource(shown, bytes);
@@ -172,7 +184,6 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
     entry.schemaValid = checkSchema(validators[entry.kind], entry.source.value, entry.reporter);
   }
 
-  const registry = new ProviderRegistry();
   const integrations: LoadedIntegration[] = [];
   const firstByName = new Map<string, ClassifiedDocument>();
   const validateSchema = await schemaChecker();

@@ -5,7 +5,8 @@ import type { SourceDocument } from '../manifest/source.js';
 export interface LoadedProvider {
   readonly name: string;
   readonly document: ProviderDocument;
-  readonly source: SourceDocument;
+  /** The parsed source; absent for bundled providers loaded from the build's catalogue snapshot. */
+  readonly source?: SourceDocument;
   /** `bundled` for the catalogue shipped with Patchbay, `user` for the user's own. */
   readonly origin: 'bundled' | 'user';
 }
