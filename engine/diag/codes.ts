@@ -83,6 +83,7 @@ export const codes = {
   // Expressions.
   PB_EXPR_SYNTAX: entry('error', 'A `{{ }}` expression is not valid JSONata.'),
   PB_EXPR_UNTERMINATED: entry('error', 'A `{{` has no matching `}}`.'),
+  PB_EXPR_TOO_LONG: entry('error', 'An expression is longer than 10,000 characters.'),
   PB_EXPR_UNKNOWN_ROOT: entry('error', 'An expression reads a name that is none of `event`, `steps`, `vars`, `trigger`.'),
   PB_EXPR_UNKNOWN_STEP: entry('error', 'An expression reads `steps.<id>` of a step that does not exist.'),
   PB_EXPR_FORWARD_STEP: entry('error', 'An expression reads the output of the same or a later step.'),

@@ -27,7 +27,18 @@ export function makeDiagnostic(
   end: Position = start,
   severity: Severity = codes[code].severity,
 ): Diagnostic {
-  return { code, severity, message, file, start, end };
+  return { code, severity, message: sanitizeText(message), file: sanitizeText(file), start, end };
+}
+
+const maxMessageLength = 1000;
+
+/**
+ * Makes text quoted from a manifest safe to print: control characters (newlines, ESC) are shown
+ * escaped, so a value cannot forge a diagnostic line or drive the terminal, and overlong text is cut.
+ */
+export function sanitizeText(text: string): string {
+  const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => JSON.stringify(c).slice(1, -1));
+  return escaped.length > maxMessageLength ? `${escaped.slice(0, maxMessageLength - 1)}…` : escaped;
 }
 
 /** Orders diagnostics by file, then position, then code, so output is stable. */

@@ -27,38 +27,50 @@ export function checkSchemaPath(schema: unknown, names: readonly string[]): Path
   for (let i = 0; i < names.length; i++) {
     current = unwrapArrays(current);
     if (!current || typeof current !== 'object') return { ok: true };
-    const variants = current.anyOf ?? current.oneOf ?? current.allOf;
-    if (variants) {
-      // Any variant accepting the rest of the path makes it valid.
-      const rest = names.slice(i);
-      const results = variants.map((v) => checkSchemaPath(v, rest));
-      if (results.some((r) => r.ok)) return { ok: true };
-      const first = results[0] as Extract<PathCheck, { ok: false }>;
-      return { ...first, index: first.index + i };
-    }
     const name = names[i]!;
     const properties = current.properties;
     if (properties && Object.hasOwn(properties, name)) {
       current = properties[name];
       continue;
     }
-    if (current.patternProperties) {
-      const match = Object.entries(current.patternProperties).find(([pattern]) => new RegExp(pattern, 'u').test(name));
-      if (match) {
-        current = match[1];
-        continue;
-      }
+    const patternMatch = Object.entries(current.patternProperties ?? {}).find(([pattern]) => safeTest(pattern, name));
+    if (patternMatch) {
+      current = patternMatch[1];
+      continue;
     }
     const extra = current.additionalProperties;
     if (extra && typeof extra === 'object') {
       current = extra;
       continue;
     }
+    // Variants that list no properties only add rules such as `required`: they say nothing of names.
+    const variants = [...(current.anyOf ?? []), ...(current.oneOf ?? []), ...(current.allOf ?? [])].filter(
+      (v) => v && typeof v === 'object' && (v.properties || v.additionalProperties !== undefined || v.anyOf || v.oneOf || v.allOf || v.items),
+    );
+    if (variants.length > 0) {
+      // The rest of the path is valid when any variant accepts it.
+      const rest = names.slice(i);
+      const results = variants.map((v) => checkSchemaPath(v, rest));
+      if (results.some((r) => r.ok)) return { ok: true };
+      if (!properties) {
+        const first = results[0] as Extract<PathCheck, { ok: false }>;
+        return { ...first, index: first.index + i };
+      }
+    }
     if (extra === true || !properties) return { ok: true };
     const known = Object.keys(properties);
     return { ok: false, index: i, known, suggestion: closestName(name, known) };
   }
   return { ok: true };
+}
+
+// A provider's schema may hold a pattern JavaScript cannot compile; it then matches nothing.
+function safeTest(pattern: string, name: string): boolean {
+  try {
+    return new RegExp(pattern, 'u').test(name);
+  } catch {
+    return false;
+  }
 }
 
 function unwrapArrays(schema: SchemaLike | undefined): SchemaLike | undefined {

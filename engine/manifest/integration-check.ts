@@ -600,6 +600,7 @@ function checkStep(
     return false;
   }
   checkInputs(step.with, operation.input, [...path, 'with'], path, call, reporter, undefined);
+  checkLiteralCredentialHeaders(record(record(step.with)?.headers), [...path, 'with', 'headers'], reporter);
   const auth = record(record(chosen === undefined ? undefined : connections[chosen])?.auth);
   if (auth && (auth.type === 'oauth2' || auth.type === 'jwt') && Array.isArray(auth.scopes) && operation.scopes?.length) {
     const granted = new Set(auth.scopes.filter((x): x is string => typeof x === 'string'));
@@ -613,7 +614,6 @@ function checkStep(
     }
   }
   return chosen ?? true;
-  checkLiteralCredentialHeaders(record(record(step.with)?.headers), [...path, 'with', 'headers'], reporter);
 }
 
 const credentialHeaders = /^(authorization|proxy-authorization|cookie|x-api-key|api-key|x-auth-token|x-access-token)$/i;
@@ -710,8 +710,21 @@ function checkCondition(site: StringSite, context: ExpressionContext): void {
   checkExpression(conditionExpression(site.value), site, context);
 }
 
+/** Longest expression accepted, as the schema's `expression` type says; longer ones are unreviewable. */
+const maxExpressionLength = 10_000;
+
 function checkExpression(part: TemplatePart, site: StringSite, context: ExpressionContext): void {
   const { reporter } = context;
+  if (part.expression.length > maxExpressionLength) {
+    const offset = siteOffset(site, context, part.offset);
+    reporter.atOffsets(
+      offset,
+      offset + 1,
+      'PB_EXPR_TOO_LONG',
+      `expression is ${part.expression.length} characters long, more than ${maxExpressionLength}; move the logic into steps or shorter expressions`,
+    );
+    return;
+  }
   const result = analyseExpression(part.expression);
   if (!result.ok) {
     const offset = siteOffset(site, context, part.offset + result.offset);

@@ -33,7 +33,19 @@ const keyPatterns: readonly KeyPattern[] = [
   { label: 'auth token (32 hex digits)', pattern: /(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z-])/g, code: 'PB_SECRET_LIVE_KEY', needsSecretKey: true },
 ];
 
-const secretKeyPattern = /(token|secret|password|passwd|api[-_]?key|apikey|auth|credential|private)/i;
+const secretWords = new Set([
+  'token', 'secret', 'secrets', 'password', 'passwd', 'pwd', 'passphrase', 'auth', 'credential', 'credentials',
+  'private', 'apikey', 'accesskey', 'secretkey', 'privatekey', 'signingkey', 'authtoken', 'bearer',
+]);
+
+/** Splits `authToken`, `auth_token`, `x-api-key` into lowercase words. */
+function words(name: string): string[] {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((w) => w.toLowerCase());
+}
 
 /** A credential-looking string found in a text. Offsets are into that text. */
 export interface KeyFinding {
@@ -58,8 +70,8 @@ export function findCredentials(text: string): KeyFinding[] {
       if (claimed.some(([s, e]) => start < e && end > s)) continue;
       if (needsSecretKey) {
         const lineStart = text.lastIndexOf('\n', start) + 1;
-        const before = text.slice(lineStart, start);
-        if (!secretKeyPattern.test(before)) continue;
+        const key = /([A-Za-z0-9_.-]+)["']?\s*:\s*["']?$/.exec(text.slice(lineStart, start))?.[1];
+        if (key === undefined || !looksSecretName(key)) continue;
       }
       claimed.push([start, end]);
       findings.push({ start, end, label, code });
@@ -70,5 +82,7 @@ export function findCredentials(text: string): KeyFinding[] {
 
 /** True when a `vars` key or value looks like it holds a secret. */
 export function looksSecretName(name: string): boolean {
-  return secretKeyPattern.test(name);
+  const parts = words(name);
+  // Whole words only, so `author` or `authorityId` are not secrets; adjacent pairs catch `api_key`.
+  return parts.some((w, i) => secretWords.has(w) || secretWords.has(w + (parts[i + 1] ?? '')));
 }

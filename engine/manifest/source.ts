@@ -131,12 +131,20 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
 
   docs.forEach((doc, index) => {
     let broken = false;
+    let overflowReported = false;
     for (const error of doc.errors) {
       broken = true;
-      const code = yamlCodeMap[error.code] ?? 'PB_YAML_SYNTAX';
+      // The parser catches its own stack overflow on absurd flow nesting and reports it as an error.
+      const overflow = /call stack/i.test(error.message);
+      const code = overflow ? 'PB_YAML_TOO_DEEP' : (yamlCodeMap[error.code] ?? 'PB_YAML_SYNTAX');
       const start = positionAt(lineCounter, error.pos[0]);
       const end = positionAt(lineCounter, error.pos[1]);
-      diagnostics.push(makeDiagnostic(code, describeYamlError(error.code, error.message), file, start, end));
+      if (overflow && overflowReported) continue;
+      overflowReported ||= overflow;
+      const message = overflow
+        ? `values are nested too deeply (limit ${sourceLimits.maxDepth} levels); flatten this structure`
+        : describeYamlError(error.code, error.message);
+      diagnostics.push(makeDiagnostic(code, message, file, start, end));
     }
     const startOffset = doc.range[0];
     const docStart = positionAt(lineCounter, startOffset);
@@ -152,7 +160,7 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
       broken = true;
     }
     if (broken) return;
-    if (doc.contents === null) {
+    if (isEmptyDocument(doc)) {
       // An empty document (a trailing `---`, or a file of comments) is harmless.
       return;
     }
@@ -190,10 +198,16 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
     documents.push({ file, index, doc, lineCounter, text, value });
   });
 
-  if (docs.length === 0 || docs.every((d) => d.contents === null && d.errors.length === 0)) {
+  if (docs.length === 0 || docs.every((d) => isEmptyDocument(d) && d.errors.length === 0)) {
     diagnostics.push(makeDiagnostic('PB_YAML_EMPTY', 'file holds no YAML document', file, origin));
   }
   return { file, text, lineCounter, documents, diagnostics };
+}
+
+/** True for a document with no content: nothing at all, or the empty scalar after a bare `---`. */
+function isEmptyDocument(doc: Document.Parsed): boolean {
+  const contents = doc.contents as unknown;
+  return contents === null || (isScalar(contents) && contents.value === null && (contents as { source?: string }).source === '');
 }
 
 function firstAlias(node: unknown): Node | undefined {

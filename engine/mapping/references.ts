@@ -28,6 +28,7 @@ interface AstNode {
   stages?: AstNode[];
   predicate?: AstNode[];
   expr?: AstNode;
+  expression?: AstNode;
   arguments?: AstNode[];
   procedure?: AstNode;
   lhs?: AstNode | AstNode[][];
@@ -67,12 +68,16 @@ function analyseUncached(source: string): CompiledExpression | ExpressionSyntaxE
   try {
     ast = jsonata(source).ast() as AstNode;
   } catch (error) {
+    if (error instanceof RangeError) {
+      return { ok: false, offset: 0, message: 'expression is nested too deeply to parse; split it into smaller parts' };
+    }
     const e = error as { position?: number; message?: string; code?: string };
     const offset = Math.max(0, Math.min(source.length, (e.position ?? 1) - 1));
     return { ok: false, offset, message: (e.message ?? String(error)).replace(/\s+/g, ' ') };
   }
   const references: InputReference[] = [];
   walk(ast, true, source, references);
+  references.sort((a, b) => (a.offsets[0] ?? 0) - (b.offsets[0] ?? 0));
   // The parser reuses one node for both sides of `a ?: b` and `a ?? b`: list each path once.
   const seen = new Set<string>();
   const unique = references.filter((r) => {
@@ -91,81 +96,83 @@ function nameStart(node: AstNode, source: string): number {
   return Math.max(0, end - value.length - (quoted ? 2 : 0));
 }
 
-function walk(node: AstNode | undefined, root: boolean, source: string, out: InputReference[]): void {
-  if (!node || typeof node !== 'object') return;
-  switch (node.type) {
-    case 'path': {
-      const steps = node.steps ?? [];
-      if (root && steps[0]?.type === 'name') {
-        const names: string[] = [];
-        const offsets: number[] = [];
-        for (const step of steps) {
-          if (step.type !== 'name') break;
-          names.push(String(step.value));
-          offsets.push(nameStart(step, source));
-          // A filter changes what the following names apply to only by selection, not shape,
-          // but a non-name step (a block, a function) does: stop there.
+// Iterative on purpose: an expression of thousands of chained operators would overflow the
+// stack of a recursive walk (and the parser accepts such expressions).
+function walk(start: AstNode, startRoot: boolean, source: string, out: InputReference[]): void {
+  const stack: [AstNode | undefined, boolean][] = [[start, startRoot]];
+  const push = (node: AstNode | undefined, root: boolean) => {
+    if (node && typeof node === 'object') stack.push([node, root]);
+  };
+  while (stack.length > 0) {
+    const [node, root] = stack.pop()!;
+    if (!node) continue;
+    switch (node.type) {
+      case 'path': {
+        const steps = node.steps ?? [];
+        if (root && steps[0]?.type === 'name') {
+          const names: string[] = [];
+          const offsets: number[] = [];
+          // Names up to the first step that is not a plain name: a block or a function call
+          // changes the shape of what follows.
+          for (const step of steps) {
+            if (step.type !== 'name') break;
+            names.push(String(step.value));
+            offsets.push(nameStart(step, source));
+          }
+          out.push({ names, offsets });
         }
-        out.push({ names, offsets });
+        steps.forEach((step, i) => {
+          if (step.type !== 'name') push(step, i === 0 ? root : false);
+          for (const stage of step.stages ?? []) push(stage.expr, false);
+          for (const predicate of step.predicate ?? []) push(predicate.expr, false);
+        });
+        break;
       }
-      steps.forEach((step, i) => {
-        if (i === 0) {
-          if (step.type !== 'name') walk(step, root, source, out);
-        } else if (step.type !== 'name') {
-          walk(step, false, source, out);
-        }
-        for (const stage of step.stages ?? []) walk(stage.expr, false, source, out);
-        for (const predicate of step.predicate ?? []) walk(predicate.expr, false, source, out);
-      });
-      return;
+      case 'name':
+        if (root) out.push({ names: [String(node.value)], offsets: [nameStart(node, source)] });
+        break;
+      case 'function':
+      case 'partial':
+        for (const arg of node.arguments ?? []) push(arg, root);
+        if (node.procedure?.type !== 'variable') push(node.procedure, root);
+        break;
+      case 'lambda':
+        // The body runs with the lambda's arguments as its context: not the root.
+        break;
+      case 'binary':
+      case 'apply':
+        push(node.lhs as AstNode, root);
+        push(node.rhs, root);
+        break;
+      case 'bind':
+        push(node.rhs, root);
+        break;
+      case 'condition':
+        push(node.condition, root);
+        push(node.then, root);
+        push(node.else, root);
+        break;
+      case 'block':
+        for (const e of node.expressions ?? []) push(e, root);
+        break;
+      case 'unary':
+        if (node.value === '[') for (const e of node.expressions ?? []) push(e, root);
+        else if (node.value === '{') for (const pair of (node.lhs as AstNode[][]) ?? []) for (const e of pair) push(e, root);
+        else push(node.expression ?? node.expr, root);
+        break;
+      case 'filter':
+        push(node.expr, false);
+        break;
+      case 'sort':
+        for (const term of node.terms ?? []) push(term.expression, false);
+        break;
+      case 'transform':
+        push(node.pattern, false);
+        push(node.update, false);
+        push(node.delete, false);
+        break;
+      default:
+        break;
     }
-    case 'name':
-      if (root) out.push({ names: [String(node.value)], offsets: [nameStart(node, source)] });
-      return;
-    case 'function':
-    case 'partial':
-      for (const arg of node.arguments ?? []) walk(arg, root, source, out);
-      if (node.procedure?.type !== 'variable') walk(node.procedure, root, source, out);
-      return;
-    case 'lambda':
-      // The body runs with the lambda's arguments as its context: not the root.
-      return;
-    case 'binary':
-      walk(node.lhs as AstNode, root, source, out);
-      walk(node.rhs, root, source, out);
-      return;
-    case 'bind':
-      walk(node.rhs, root, source, out);
-      return;
-    case 'apply':
-      walk(node.lhs as AstNode, root, source, out);
-      walk(node.rhs, root, source, out);
-      return;
-    case 'condition':
-      walk(node.condition, root, source, out);
-      walk(node.then, root, source, out);
-      walk(node.else, root, source, out);
-      return;
-    case 'block':
-      for (const e of node.expressions ?? []) walk(e, root, source, out);
-      return;
-    case 'unary':
-      if (node.value === '[') for (const e of node.expressions ?? []) walk(e, root, source, out);
-      else if (node.value === '{') for (const pair of (node.lhs as AstNode[][]) ?? []) for (const e of pair) walk(e, root, source, out);
-      else walk(node.expr, root, source, out);
-      return;
-    case 'filter':
-      walk(node.expr, false, source, out);
-      return;
-    case 'sort':
-      for (const term of node.terms ?? []) walk(term.expression, false, source, out);
-      return;
-    case 'transform':
-      walk(node.pattern, false, source, out);
-      walk(node.update, false, source, out);
-      walk(node.delete, false, source, out);
-      return;
-    default:
-      return;
   }
 }
