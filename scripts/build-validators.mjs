@@ -12,16 +12,9 @@ import standaloneCode from 'ajv/dist/standalone/index.js';
 const root = join(fileURLToPath(new URL('.', import.meta.url)), '..');
 const read = (name) => JSON.parse(readFileSync(join(root, 'schemas', `${name}.schema.json`), 'utf8'));
 
-// Must equal `ajvOptions` in engine/manifest/schema-check.ts (a test compares both paths' results).
-const ajv = new Ajv2020.default({
-  allErrors: true,
-  discriminator: true,
-  strict: true,
-  strictRequired: false,
-  allowUnionTypes: true,
-  verbose: true,
-  code: { source: true },
-});
+// The same options as the run-time fallback (a test compares both paths' results); runs after tsc.
+const { ajvOptions } = await import(join(root, 'dist', 'manifest', 'schema-check.js'));
+const ajv = new Ajv2020.default({ ...ajvOptions, code: { source: true } });
 addFormats.default(ajv);
 const integration = read('integration');
 const provider = read('provider');

@@ -1,7 +1,7 @@
 import { renderText } from '../diag/render.js';
 import type { LoadedIntegration } from '../manifest/validate.js';
 import { ExitCode, type CliIO } from './main.js';
-import { parseValidateFlags, runValidation } from './validate-command.js';
+import { validateForCommand } from './validate-command.js';
 
 const help = `Usage: patchbay list [paths…] [options]
 
@@ -28,18 +28,9 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
 
 /** `patchbay list`: validates, then prints a table of valid integrations. */
 export async function runList(argv: readonly string[], io: CliIO): Promise<number> {
-  const flags = parseValidateFlags(argv, io);
-  if ('help' in flags) {
-    io.stdout.write(help);
-    return ExitCode.ok;
-  }
-  if ('error' in flags) {
-    io.stderr.write(`patchbay list: ${flags.error}\n\n${help}`);
-    return ExitCode.usage;
-  }
-  const outcome = await runValidation(flags, io);
+  const outcome = await validateForCommand('list', help, argv, io);
   if (typeof outcome === 'number') return outcome;
-  const { result, diagnostics } = outcome;
+  const { flags, result, diagnostics } = outcome;
   const failed = diagnostics.some((d) => d.severity === 'error');
   if (flags.format === 'json') {
     io.stdout.write(

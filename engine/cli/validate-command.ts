@@ -115,19 +115,34 @@ export async function runValidation(
   }
 }
 
-/** `patchbay validate`: prints diagnostics in the chosen format; exit 1 when any error remains. */
-export async function runValidate(argv: readonly string[], io: CliIO): Promise<number> {
+/**
+ * Parses flags and validates for `command`; prints help or a usage error and returns the exit
+ * code instead when the command line asks for it or is wrong.
+ */
+export async function validateForCommand(
+  command: string,
+  commandHelp: string,
+  argv: readonly string[],
+  io: CliIO,
+): Promise<{ flags: ValidateFlags; result: ValidationResult; diagnostics: Diagnostic[] } | number> {
   const flags = parseValidateFlags(argv, io);
   if ('help' in flags) {
-    io.stdout.write(help);
+    io.stdout.write(commandHelp);
     return ExitCode.ok;
   }
   if ('error' in flags) {
-    io.stderr.write(`patchbay validate: ${flags.error}\n\n${help}`);
+    io.stderr.write(`patchbay ${command}: ${flags.error}\n\n${commandHelp}`);
     return ExitCode.usage;
   }
   const outcome = await runValidation(flags, io);
+  return typeof outcome === 'number' ? outcome : { flags, ...outcome };
+}
+
+/** `patchbay validate`: prints diagnostics in the chosen format; exit 1 when any error remains. */
+export async function runValidate(argv: readonly string[], io: CliIO): Promise<number> {
+  const outcome = await validateForCommand('validate', help, argv, io);
   if (typeof outcome === 'number') return outcome;
+  const { flags } = outcome;
   const { result, diagnostics } = outcome;
   const summary = { files: result.files, documents: result.documents };
   const output =
