@@ -53,7 +53,8 @@ spec:
       input: { type: object }
 `;
 
-const quotingIntegration = (region: string) => `apiVersion: patchbay/v1
+// The user's text lands in a message through the quoted `call` of the only step.
+const quotingIntegration = (call: string) => `apiVersion: patchbay/v1
 kind: Integration
 metadata:
   name: quoting
@@ -62,13 +63,13 @@ spec:
     v:
       provider: vp
       variables:
-        region: ${region}
+        region: eu
   trigger:
     schedule:
       cron: "0 8 * * *"
   steps:
     - id: p
-      call: vp.ping
+      call: ${call}
 `;
 
 let dir: string;
@@ -190,7 +191,7 @@ describe('patchbay (process)', () => {
     expect(error).toBeDefined();
     // Properties escape % : , (and CR LF); the message escapes % and CR LF but keeps : and ,.
     expect(error!.startsWith(
-      '::error file=github/we%3Aird%2Cname%25.yaml,line=10,col=17,endLine=10,endColumn=27,title=PB_MANIFEST_BAD_VALUE::',
+      '::error file=github/we%3Aird%2Cname%25.yaml,line=16,col=13,endLine=16,endColumn=23,title=PB_MANIFEST_BAD_VALUE::',
     )).toBe(true);
     // The newline is shown escaped (as \n) by the diagnostic itself, so it cannot split the line.
     expect(error).toContain('"50%25\\nbad"');

@@ -62,7 +62,7 @@ const fakeSecrets: Record<string, string> = {
   '44-live-key-aws': `AKIA${'X'.repeat(16)}`,
   '45-live-key-slack': `xoxb-${'0'.repeat(12)}-${'x'.repeat(24)}`,
   '46-live-key-github': `ghp_${'x'.repeat(36)}`,
-  '47-live-key-openai': `sk-${'x'.repeat(40)}`,
+  '47-live-key-openai': `sk-${'Xx0'.repeat(15)}`,
   '48-live-key-private-key': 'not-a-real-key',
   '49-live-key-hex-token': 'a'.repeat(32),
   '50-test-key': `sk_test_${'x'.repeat(24)}`,

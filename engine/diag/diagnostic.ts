@@ -1,3 +1,4 @@
+import { maskCredentials } from '../lib/credentials.js';
 import { codes, type Code, type Severity } from './codes.js';
 
 /** A 1-based position in a source file. `column` counts UTF-16 code units, as editors do. */
@@ -27,14 +28,15 @@ export function makeDiagnostic(
   end: Position = start,
   severity: Severity = codes[code].severity,
 ): Diagnostic {
-  return { code, severity, message: sanitizeText(message), file: sanitizeText(file), start, end };
+  return { code, severity, message: sanitizeText(maskCredentials(message)), file: sanitizeText(file), start, end };
 }
 
 const maxMessageLength = 1000;
 
 /**
  * Makes text quoted from a manifest safe to print: control characters (newlines, ESC) are shown
- * escaped, so a value cannot forge a diagnostic line or drive the terminal, and overlong text is cut.
+ * escaped, so a value cannot forge a diagnostic line or drive the terminal, and overlong text is
+ * cut. (Messages are also passed through `maskCredentials` by `makeDiagnostic`.)
  */
 export function sanitizeText(text: string): string {
   const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => JSON.stringify(c).slice(1, -1));

@@ -6,7 +6,7 @@ import { conditionExpression, parseTemplate, type TemplatePart } from '../mappin
 import { splitCall, type ProviderRegistry, type LoadedProvider } from '../providers/registry.js';
 import { checkSchemaPath } from './event-paths.js';
 import { formatPath, type DocPath, type DocumentReporter } from './report.js';
-import { looksSecretName } from './secrets.js';
+import { looksSecretName } from '../lib/credentials.js';
 import { nodeAt } from './source.js';
 import { isScalar, Scalar } from 'yaml';
 
@@ -233,7 +233,7 @@ function checkConnection(connection: Json, provider: LoadedProvider, path: DocPa
       reporter.at(
         [...path, 'variables', name],
         'PB_MANIFEST_BAD_VALUE',
-        `variable "${name}" = "${value}" does not match the provider's pattern ${pattern}`,
+        `variable "${name}" does not match the provider's pattern ${pattern}`,
       );
     }
   }

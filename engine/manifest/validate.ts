@@ -13,7 +13,7 @@ import { checkProvider, type SchemaProblem } from './provider-check.js';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { DocumentReporter } from './report.js';
 import { checkSchema, loadSchemaValidators, type DocumentKind } from './schema-check.js';
-import { findCredentials } from './secrets.js';
+import { allowMarker, findCredentials } from '../lib/credentials.js';
 import { locate, parseSource, positionAt, type SourceDocument } from './source.js';
 
 export interface ValidateOptions {
@@ -159,13 +159,13 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
     for (const finding of findCredentials(parsed.text)) {
       const start = positionAt(parsed.lineCounter, finding.start);
       const end = positionAt(parsed.lineCounter, finding.end);
-      const what = finding.code === 'PB_SECRET_TEST_KEY' ? 'a test-mode credential' : 'a real credential';
+      const live = finding.kind === 'live';
       diagnostics.push(
         makeDiagnostic(
-          finding.code,
-          `this looks like ${what} (${finding.label}); remove it, reference it as { env: NAME } instead${
-            finding.code === 'PB_SECRET_LIVE_KEY' ? ', and rotate it: it is in the history now' : ''
-          }`,
+          live ? 'PB_SECRET_LIVE_KEY' : 'PB_SECRET_TEST_KEY',
+          `this looks like ${live ? 'a real credential' : 'a test-mode credential'} (${finding.label}); remove it, reference it as { env: NAME } instead${
+            live ? ', and rotate it: it is in the history now' : ''
+          } (a reviewed false positive can be silenced with a "# ${allowMarker}" comment on its line)`,
           shown,
           start,
           end,

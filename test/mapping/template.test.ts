@@ -49,13 +49,84 @@ describe('parseTemplate', () => {
     expect(parsed.whole).toBe(true);
   });
 
-  it('ends at the last brace pair of a }}} run, closing an object constructor first', () => {
+  it('closes only at a }} outside the expression\'s own braces', () => {
     expect(parseTemplate('{{ {"a": 1}}}')).toEqual({
       parts: [{ expression: ' {"a": 1}', offset: 2 }],
       whole: true,
       unterminatedAt: undefined,
     });
     expect(parseTemplate('{{ {"a": {"b": 1}}}}').parts[0]!.expression).toBe(' {"a": {"b": 1}}');
+    expect(parseTemplate("{{ {'a': {'b': 1}} }}")).toEqual({
+      parts: [{ expression: " {'a': {'b': 1}} ", offset: 2 }],
+      whole: true,
+      unterminatedAt: undefined,
+    });
+    const lambda = "{{ $map(event.x, function($v){ {'a': $v}}) }}";
+    expect(parseTemplate(lambda)).toEqual({
+      parts: [{ expression: " $map(event.x, function($v){ {'a': $v}}) ", offset: 2 }],
+      whole: true,
+      unterminatedAt: undefined,
+    });
+    // `}}}` after a nested object: the inner pair closes objects, the last pair the template.
+    expect(parseTemplate('{{ {"a": {"b": {"c": 1}}}}}').parts[0]!.expression).toBe(' {"a": {"b": {"c": 1}}}');
+  });
+
+  it('writes a literal {{ as a JSONata string', () => {
+    const parsed = parseTemplate("{{ '{{' }} name {{ '}}' }}");
+    expect(parsed.parts).toEqual([
+      { expression: " '{{' ", offset: 2 },
+      { expression: " '}}' ", offset: 18 },
+    ]);
+    expect(parsed.whole).toBe(false);
+    expect(parsed.unterminatedAt).toBeUndefined();
+    expect(parseTemplate("{{ '{{' }}")).toEqual({ parts: [{ expression: " '{{' ", offset: 2 }], whole: true, unterminatedAt: undefined });
+    expect(parseTemplate('{{ "{{ x }}" & event.a }}').parts).toEqual([{ expression: ' "{{ x }}" & event.a ', offset: 2 }]);
+  });
+
+  it('ignores braces and quotes inside /* */ comments', () => {
+    expect(parseTemplate('{{ event.a /* }} */ }}').parts).toEqual([{ expression: ' event.a /* }} */ ', offset: 2 }]);
+    expect(parseTemplate('{{ {"a": 1 /* { */} }}').parts).toEqual([{ expression: ' {"a": 1 /* { */} ', offset: 2 }]);
+    expect(parseTemplate("{{ event.a /* it's */ }}").parts).toEqual([{ expression: " event.a /* it's */ ", offset: 2 }]);
+    expect(parseTemplate('{{ event.a /* never closed }}').unterminatedAt).toBe(0);
+  });
+
+  it('ignores braces and quotes inside regex literals, and keeps a division a division', () => {
+    expect(parseTemplate('{{ $match(event.s, /\\{+/) }}').parts).toEqual([{ expression: ' $match(event.s, /\\{+/) ', offset: 2 }]);
+    expect(parseTemplate('{{ $replace(event.s, /"/, "\'") }}').whole).toBe(true);
+    expect(parseTemplate('{{ $contains(event.s, /a{2}/) }}').whole).toBe(true);
+    const division = parseTemplate('{{ event.a / 2 }} and {{ (event.b) / 3 }}');
+    expect(division.parts.map((p) => p.expression)).toEqual([' event.a / 2 ', ' (event.b) / 3 ']);
+    // A slash that starts no closed regex is read as a division.
+    expect(parseTemplate('{{ (/ }} x').parts).toEqual([{ expression: ' (/ ', offset: 2 }]);
+  });
+
+  it('reads a backtick name up to the next backtick, as JSONata does', () => {
+    expect(parseTemplate('{{ event.`a\\` }}').parts).toEqual([{ expression: ' event.`a\\` ', offset: 2 }]);
+    expect(parseTemplate('{{ event.`}}{` }}').parts).toEqual([{ expression: ' event.`}}{` ', offset: 2 }]);
+  });
+
+  it('reports unbalanced braces as unterminated', () => {
+    expect(parseTemplate("{{ {'a': 1 }}")).toEqual({ parts: [], whole: false, unterminatedAt: 0 });
+    expect(parseTemplate('ok {{ a }} then {{ { }} more')).toEqual({
+      parts: [{ expression: ' a ', offset: 5 }],
+      whole: false,
+      unterminatedAt: 16,
+    });
+    // A stray closing brace at depth 0 does not close: JSONata reports it when compiling.
+    expect(parseTemplate('{{ a } b }}').parts).toEqual([{ expression: ' a } b ', offset: 2 }]);
+  });
+
+  it('finds several expressions in one string, with exact offsets', () => {
+    const template = "Order {{ event.id }}: {{ {'n': event.n} }} at {{ $now() /* } */ }} {{ '{{' }}done";
+    const parsed = parseTemplate(template);
+    expect(parsed.parts.map((p) => p.expression)).toEqual([' event.id ', " {'n': event.n} ", ' $now() /* } */ ', " '{{' "]);
+    expect(parsed.whole).toBe(false);
+    expect(parsed.unterminatedAt).toBeUndefined();
+    for (const part of parsed.parts) {
+      expect(template.slice(part.offset - 2, part.offset)).toBe('{{');
+      expect(template.slice(part.offset, part.offset + part.expression.length)).toBe(part.expression);
+      expect(template.slice(part.offset + part.expression.length, part.offset + part.expression.length + 2)).toBe('}}');
+    }
   });
 
   it('reports the offset of an unterminated {{', () => {

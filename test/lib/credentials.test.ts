@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateManifests } from '../../engine/manifest/validate.js';
-import { findCredentials, looksSecretName } from '../../engine/manifest/secrets.js';
+import { findCredentials, looksSecretName } from '../../engine/lib/credentials.js';
 import { makeTempDir, writeFiles } from '../support/cli.js';
 
 // Every key below is FAKE, assembled at run time from repeated characters so that no
@@ -19,7 +19,8 @@ const fake = {
   slackWebhook: 'https://hooks.slack.com/services/T' + r('H', 8) + '/B' + r('I', 8) + '/' + r('j', 24),
   github: 'ghp_' + r('K', 36),
   githubFineGrained: 'github_' + 'pat_' + r('L', 30),
-  openai: 'sk-' + 'proj-' + r('M', 40),
+  openai: 'sk-' + 'proj-' + r('M1', 24),
+  openaiLegacy: 'sk-' + r('Q7', 24),
   sendgrid: 'SG.' + r('n', 22) + '.' + r('O', 43),
   shopify: 'shpat_' + r('a', 32),
   google: 'AIza' + r('P', 35),
@@ -29,34 +30,35 @@ const fake = {
   hex32: r('0a', 16),
 };
 
-const families: [keyof typeof fake, string, 'PB_SECRET_LIVE_KEY' | 'PB_SECRET_TEST_KEY'][] = [
-  ['stripeLive', 'Stripe live secret key', 'PB_SECRET_LIVE_KEY'],
-  ['stripeRestricted', 'Stripe live secret key', 'PB_SECRET_LIVE_KEY'],
-  ['stripeWebhook', 'Stripe webhook signing secret', 'PB_SECRET_LIVE_KEY'],
-  ['stripeTest', 'Stripe test secret key', 'PB_SECRET_TEST_KEY'],
-  ['aws', 'AWS access key id', 'PB_SECRET_LIVE_KEY'],
-  ['slackBot', 'Slack token', 'PB_SECRET_LIVE_KEY'],
-  ['slackApp', 'Slack app token', 'PB_SECRET_LIVE_KEY'],
-  ['slackWebhook', 'Slack webhook URL', 'PB_SECRET_LIVE_KEY'],
-  ['github', 'GitHub token', 'PB_SECRET_LIVE_KEY'],
-  ['githubFineGrained', 'GitHub fine-grained token', 'PB_SECRET_LIVE_KEY'],
-  ['openai', 'OpenAI API key', 'PB_SECRET_LIVE_KEY'],
-  ['sendgrid', 'SendGrid API key', 'PB_SECRET_LIVE_KEY'],
-  ['shopify', 'Shopify access token', 'PB_SECRET_LIVE_KEY'],
-  ['google', 'Google API key', 'PB_SECRET_LIVE_KEY'],
-  ['mailchimp', 'Mailchimp API key', 'PB_SECRET_LIVE_KEY'],
-  ['plaid', 'Plaid access token', 'PB_SECRET_LIVE_KEY'],
-  ['privateKey', 'private key', 'PB_SECRET_LIVE_KEY'],
+const families: [keyof typeof fake, string, 'live' | 'test'][] = [
+  ['stripeLive', 'Stripe live secret key', 'live'],
+  ['stripeRestricted', 'Stripe live secret key', 'live'],
+  ['stripeWebhook', 'Stripe webhook signing secret', 'live'],
+  ['stripeTest', 'Stripe test secret key', 'test'],
+  ['aws', 'AWS access key id', 'live'],
+  ['slackBot', 'Slack token', 'live'],
+  ['slackApp', 'Slack app token', 'live'],
+  ['slackWebhook', 'Slack webhook URL', 'live'],
+  ['github', 'GitHub token', 'live'],
+  ['githubFineGrained', 'GitHub fine-grained token', 'live'],
+  ['openai', 'OpenAI project key', 'live'],
+  ['openaiLegacy', 'OpenAI API key', 'live'],
+  ['sendgrid', 'SendGrid API key', 'live'],
+  ['shopify', 'Shopify access token', 'live'],
+  ['google', 'Google API key', 'live'],
+  ['mailchimp', 'Mailchimp API key', 'live'],
+  ['plaid', 'Plaid access token', 'live'],
+  ['privateKey', 'private key', 'live'],
 ];
 
 describe('findCredentials: key families', () => {
-  it.each(families)('detects %s under a neutral key, with exact offsets', (name, label, code) => {
+  it.each(families)('detects %s under a neutral key, with exact offsets', (name, label, kind) => {
     const prefix = 'spec:\n  vars:\n    value: "';
     const text = `${prefix}${fake[name]}"\n`;
     // A Slack webhook is matched from its host on; every other key from its first character.
     const skip = name === 'slackWebhook' ? 'https://'.length : 0;
     const findings = findCredentials(text);
-    expect(findings).toEqual([{ start: prefix.length + skip, end: prefix.length + fake[name].length, label, code }]);
+    expect(findings).toEqual([{ start: prefix.length + skip, end: prefix.length + fake[name].length, label, kind }]);
   });
 
   it('finds a key in a comment and several keys in one text, in order', () => {
@@ -82,7 +84,7 @@ describe('findCredentials: 32 hex digits', () => {
       const text = `${key}: ${fake.hex32}\n`;
       const findings = findCredentials(text);
       expect(findings, key).toEqual([
-        { start: key.length + 2, end: key.length + 2 + 32, label: 'auth token (32 hex digits)', code: 'PB_SECRET_LIVE_KEY' },
+        { start: key.length + 2, end: key.length + 2 + 32, label: 'auth token (32 hex digits)', kind: 'live' },
       ]);
     }
   });
@@ -205,5 +207,53 @@ describe('credentials in manifests (validateManifests)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('findCredentials: what is not a credential', () => {
+  it('leaves slugs that merely start like keys alone', () => {
+    const text = [
+      'metadata: { name: sk-customer-success-announcements }',
+      'vars: { channel: "#sk-customer-success-emea", sku: sk-2024-winter-collection-large, hug: xoxo-hugs-and-kisses }',
+    ].join('\n');
+    expect(findCredentials(text)).toEqual([]);
+  });
+
+  it('honours the allow marker on the same line only', () => {
+    const key = 'sk_' + 'live_' + r('Z', 24);
+    const text = `a: ${key} # patchbay:allow-secret (a documented example)\nb: ${key}\n`;
+    const findings = findCredentials(text);
+    expect(findings).toHaveLength(1);
+    expect(text.slice(findings[0]!.start, findings[0]!.end)).toBe(key);
+    expect(findings[0]!.start).toBeGreaterThan(text.indexOf('\n'));
+  });
+
+  it('stays linear on a very long line of hex ids under a secret-named key', () => {
+    const ids = Array.from({ length: 6000 }, (_, i) => i.toString(16).padStart(32, 'a')).join(', ');
+    const text = `vars:\n  allowedTokens: [${ids}]\n`;
+    const started = process.hrtime.bigint();
+    const findings = findCredentials(text);
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    // List items are not values of the key: at most the first could be taken for its value.
+    expect(findings.length).toBeLessThanOrEqual(1);
+    // A bound two orders of magnitude above the linear cost: it only fails on quadratic behaviour.
+    expect(elapsedMs).toBeLessThan(5000);
+  });
+});
+
+describe('maskCredentials', () => {
+  it('masks known formats, hex tokens and mixed-case opaque tokens, and keeps ordinary text', async () => {
+    const { maskCredentials } = await import('../../engine/lib/credentials.js');
+    const live = 'sk_' + 'live_' + r('A1', 12);
+    const hex = r('9f', 16);
+    const opaque = 'wJalr' + r('Xu7', 12);
+    const message = `unknown field "${live}" near ${hex} and ${opaque} in test/golden/cases/41-live-key.yaml`;
+    const masked = maskCredentials(message);
+    for (const secret of [live, hex, opaque]) expect(masked).not.toContain(secret);
+    expect(masked).toContain('test/golden/cases/41-live-key.yaml');
+    expect(masked).toContain('sk_l…[redacted]');
+    expect(maskCredentials('stripe-payment-followup calls twilio.messages.create')).toBe(
+      'stripe-payment-followup calls twilio.messages.create',
+    );
   });
 });
