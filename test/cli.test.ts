@@ -201,7 +201,7 @@ describe('patchbay (process)', () => {
     for (const line of lines.slice(0, -1)) {
       expect(line).toMatch(/^::(error|warning) file=[^,:]+,line=\d+,col=\d+,endLine=\d+,endColumn=\d+,title=PB_[A-Z0-9_]+::/);
     }
-    expect(lines.at(-1)).toBe('patchbay validate: 1 files, 1 documents, 1 errors, 0 warnings');
+    expect(lines.at(-1)).toBe('patchbay validate: 1 file, 1 document, 1 error, 0 warnings');
   });
 
   it('a message quoting a user value stays on one line and carries no raw control characters', async () => {

@@ -95,6 +95,8 @@ export const codes = {
   PB_TRIGGER_UNKNOWN_EVENT: entry('error', 'A webhook trigger subscribes to an event type the provider does not send.'),
   PB_TRIGGER_NO_SECRET: entry('error', 'A webhook trigger has no `webhookSecrets` to verify deliveries.'),
   PB_TRIGGER_BAD_CURSOR: entry('error', "A poll trigger's cursor parameter is not an input of the operation."),
+  PB_TRIGGER_NOT_LISTING: entry('error', 'A poll trigger calls an operation that does not list items (it would repeat a side effect).'),
+  PB_TRIGGER_UNKNOWN_ITEM_FIELD: entry('warning', "A poll trigger's itemId or cursor field is not in the listed items' schema."),
   PB_SCHEDULE_BAD_CRON: entry('error', 'A cron expression does not parse or never fires.'),
   PB_SCHEDULE_BAD_TIMEZONE: entry('error', 'A time zone is not a known IANA zone.'),
   PB_SCHEDULE_TOO_FREQUENT: entry('warning', 'A schedule fires more than once a minute.'),

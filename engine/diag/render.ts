@@ -9,6 +9,10 @@ export interface RenderSummary {
   readonly documents: number;
 }
 
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 const ansi = { red: '\u001b[31m', yellow: '\u001b[33m', dim: '\u001b[2m', bold: '\u001b[1m', reset: '\u001b[0m' };
 
 /**
@@ -23,7 +27,6 @@ export function renderText(diagnostics: readonly Diagnostic[], summary: RenderSu
     return `${paint(ansi.bold, where)}: ${severity} ${paint(ansi.dim, d.code)}: ${d.message}`;
   });
   const { errors, warnings } = countSeverities(diagnostics);
-  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
   lines.push(
     `${plural(summary.files, 'file')}, ${plural(summary.documents, 'document')}: ` +
       `${plural(errors, 'error')}, ${plural(warnings, 'warning')}`,
@@ -79,6 +82,9 @@ export function renderGithub(diagnostics: readonly Diagnostic[], summary: Render
     return `::${command} ${properties}::${escapeData(d.message)}`;
   });
   const { errors, warnings } = countSeverities(diagnostics);
-  lines.push(`patchbay validate: ${summary.files} files, ${summary.documents} documents, ${errors} errors, ${warnings} warnings`);
+  lines.push(
+    `patchbay validate: ${plural(summary.files, 'file')}, ${plural(summary.documents, 'document')}, ` +
+      `${plural(errors, 'error')}, ${plural(warnings, 'warning')}`,
+  );
   return lines.join('\n') + '\n';
 }

@@ -91,16 +91,7 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
   }
 
   const vars = record(spec.vars) ?? {};
-  for (const [name, varValue] of Object.entries(vars)) {
-    if (typeof varValue === 'string' && looksSecretName(name)) {
-      reporter.at(
-        ['spec', 'vars', name],
-        'PB_SECRET_IN_VARS',
-        `vars.${name} looks like a secret; vars are stored and logged in clear — put it in a connection's auth as { env: NAME }`,
-        { anchor: 'key' },
-      );
-    }
-  }
+  checkVarsForSecrets(vars, ['spec', 'vars'], reporter, 0);
 
   const steps = Array.isArray(spec.steps) ? spec.steps : [];
   const stepIds = new Map<string, StepInfo>();
@@ -175,6 +166,23 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
         `connection "${name}" is used by neither the trigger nor any step; remove it`,
         { anchor: 'key' },
       );
+    }
+  }
+}
+
+function checkVarsForSecrets(value: unknown, path: DocPath, reporter: DocumentReporter, depth: number): void {
+  const object = record(value);
+  if (!object || depth > 8) return;
+  for (const [name, item] of Object.entries(object)) {
+    if (typeof item === 'string' && item !== '' && looksSecretName(name)) {
+      reporter.at(
+        [...path, name],
+        'PB_SECRET_IN_VARS',
+        `${formatPath(path.slice(1))}.${name} looks like a secret; vars are stored and logged in clear — put it in a connection's auth as { env: NAME }`,
+        { anchor: 'key' },
+      );
+    } else {
+      checkVarsForSecrets(item, [...path, name], reporter, depth + 1);
     }
   }
 }
@@ -401,10 +409,16 @@ function checkTrigger(
           open = true;
           return;
         }
+        // A near miss is a typo; anything else may be a real event the catalogue does not list
+        // yet, which should not block the user: a warning, and no payload checks.
+        const hint = didYouMean(event, known);
         reporter.at(
           [...base, 'events', i],
           'PB_TRIGGER_UNKNOWN_EVENT',
-          `provider "${provider.name}" sends no event "${event}"${didYouMean(event, known)}`,
+          hint
+            ? `provider "${provider.name}" sends no event "${event}"${hint}`
+            : `"${event}" is not among the ${known.length} events the ${provider.name} definition lists (${known.slice(0, 8).join(', ')}${known.length > 8 ? ', …' : ''}); if it is real, its payload cannot be checked — add it to the provider definition`,
+          { severity: hint ? 'error' : 'warning' },
         );
         open = true;
         return;
@@ -432,6 +446,14 @@ function checkTrigger(
       );
       return none;
     }
+    const listing = operation.paginated === true || (operation.method ?? 'POST') === 'GET';
+    if (!listing) {
+      reporter.at(
+        [...base, 'operation'],
+        'PB_TRIGGER_NOT_LISTING',
+        `${provider.name}.${operationName} is a ${operation.method ?? 'POST'} that does not list items; polling it would repeat its effect on every tick — poll a listing operation${listingHint(provider)}`,
+      );
+    }
     checkInputs(poll.with, operation.input, [...base, 'with'], base, `${provider.name}.${operationName}`, reporter, record(poll.cursor)?.param);
     const cursor = record(poll.cursor);
     const param = text(cursor?.param);
@@ -445,7 +467,21 @@ function checkTrigger(
     }
     const itemsPath = operation.pagination?.itemsPath ?? provider.document.spec.pagination?.itemsPath;
     const item = itemSchema(operation.output, itemsPath);
-    return item ? { schemas: [item], label: `an item of ${provider.name}.${operationName}` } : none;
+    if (!item) return none;
+    const label = `an item of ${provider.name}.${operationName}`;
+    // A wrong item id silently breaks deduplication, a wrong cursor field the resumption.
+    for (const [field, path] of [
+      [text(poll.itemId), [...base, 'itemId']],
+      [text(cursor?.field), [...base, 'cursor', 'field']],
+    ] as const) {
+      if (field === undefined || !/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/.test(field)) continue;
+      const check = checkSchemaPath(item, field.split('.'));
+      if (!check.ok) {
+        const hint = check.suggestion ? ` (did you mean "${[...field.split('.').slice(0, check.index), check.suggestion].join('.')}"?)` : '';
+        reporter.at(path, 'PB_TRIGGER_UNKNOWN_ITEM_FIELD', `"${field}" is not a field of ${label}${hint}`);
+      }
+    }
+    return { schemas: [item], label };
   }
 
   const schedule = record(trigger.schedule);
@@ -454,6 +490,13 @@ function checkTrigger(
     return { schemas: [scheduleEventSchema], label: 'schedule' };
   }
   return none;
+}
+
+function listingHint(provider: LoadedProvider): string {
+  const operations = Object.entries(provider.document.spec.operations);
+  const paginated = operations.filter(([, op]) => op.paginated === true);
+  const listings = (paginated.length > 0 ? paginated : operations.filter(([, op]) => op.method === 'GET')).map(([name]) => name);
+  return listings.length > 0 ? ` such as ${listings.slice(0, 4).join(', ')}` : '';
 }
 
 /** The schema of one listed item: the output schema at `itemsPath`, then its `items`. */
@@ -488,7 +531,8 @@ function checkCron(expression: unknown, timezone: unknown, base: DocPath, field:
   }
   if (typeof expression !== 'string') return;
   const fields = expression.trim().split(/\s+/);
-  if (fields.length < 5 || fields.length > 6) {
+  const nickname = fields.length === 1 && fields[0]!.startsWith('@');
+  if (!nickname && (fields.length < 5 || fields.length > 6)) {
     reporter.at(
       [...base, field],
       'PB_SCHEDULE_BAD_CRON',
@@ -570,7 +614,13 @@ function checkStep(
     const candidates = Object.entries(connections)
       .filter(([, c]) => text(record(c)?.provider) === providerName)
       .map(([name]) => name);
-    if (candidates.length === 0) {
+    const unresolvedConnection = Object.values(connections).some((c) => {
+      const name = text(record(c)?.provider);
+      return name !== undefined && !registry.get(name);
+    });
+    if (candidates.length === 0 && unresolvedConnection) {
+      // A connection with a misspelt provider is already reported; it is probably this one.
+    } else if (candidates.length === 0) {
       reporter.at(
         [...path, 'call'],
         'PB_REF_NO_CONNECTION',
@@ -658,6 +708,26 @@ function checkInputs(
           { anchor: 'key' },
         );
       }
+    }
+  }
+  // `anyOf: [{ required: [From] }, { required: [MessagingServiceSid] }]`, possibly under `allOf`:
+  // one alternative of each group must be satisfied.
+  const groups = [inputSchema, ...(Array.isArray(inputSchema.allOf) ? inputSchema.allOf : [])]
+    .map((s) => record(s)?.anyOf ?? record(s)?.oneOf)
+    .filter(Array.isArray);
+  for (const group of groups) {
+    const alternatives = (group as unknown[])
+      .map((alt) => record(alt)?.required)
+      .filter((req): req is string[] => Array.isArray(req) && req.every((r) => typeof r === 'string'));
+    if (alternatives.length === 0 || alternatives.length !== (group as unknown[]).length) continue;
+    const satisfied = alternatives.some((req) => req.every((r) => Object.hasOwn(given, r) || r === suppliedByCursor));
+    if (!satisfied) {
+      reporter.at(
+        inputs === undefined ? [...ownerPath, 'call'] : path,
+        'PB_STEP_MISSING_INPUT',
+        `${call} needs one of ${alternatives.map((req) => req.join(' + ')).join(', ')}`,
+        { anchor: inputs === undefined ? 'value' : 'key' },
+      );
     }
   }
   for (const name of required) {
@@ -817,6 +887,19 @@ function siteOffset(site: StringSite, context: ExpressionContext, offsetInValue:
   return start;
 }
 
+/** Defaults of the schema's policy durations, in milliseconds (see schemas/integration.schema.json). */
+const policyDefaultsMs: Record<string, Record<string, number>> = {
+  retry: { initialDelay: 1_000, maxDelay: 300_000, maxAge: 86_400_000 },
+  timeout: { connect: 5_000, headers: 15_000, total: 30_000 },
+};
+
+// The default for an unset field; undefined when the field is set (and invalid) or the group is absent.
+function orDefault(policy: Json, group: [string], field: string): number | undefined {
+  const section = record(policy[group[0]]);
+  if (!section || section[field] !== undefined) return undefined;
+  return policyDefaultsMs[group[0]]?.[field];
+}
+
 function checkPolicy(policy: Json | undefined, path: DocPath, reporter: DocumentReporter): void {
   if (!policy) return;
   const durationAt = (sub: DocPath, max: number, what: string): number | undefined => {
@@ -825,8 +908,8 @@ function checkPolicy(policy: Json | undefined, path: DocPath, reporter: Document
     if (typeof v !== 'string') return undefined;
     const ms = parseDurationMs(v);
     if (ms === undefined) return undefined;
-    if (ms <= 0) {
-      reporter.at([...path, ...sub], 'PB_DURATION_OUT_OF_RANGE', `${what} must be longer than zero`);
+    if (ms < 1) {
+      reporter.at([...path, ...sub], 'PB_DURATION_OUT_OF_RANGE', `${what} must be at least 1ms`);
       return undefined;
     }
     if (ms > max) {
@@ -835,9 +918,10 @@ function checkPolicy(policy: Json | undefined, path: DocPath, reporter: Document
     }
     return ms;
   };
-  const initial = durationAt(['retry', 'initialDelay'], limits.maxDurationMs, 'retry.initialDelay');
-  const maxDelay = durationAt(['retry', 'maxDelay'], limits.maxDurationMs, 'retry.maxDelay');
-  const maxAge = durationAt(['retry', 'maxAge'], limits.maxAgeMs, 'retry.maxAge');
+  // Unset values take the schema's defaults, so `initialDelay: 10m` alone contradicts the 5m maxDelay.
+  const initial = durationAt(['retry', 'initialDelay'], limits.maxDurationMs, 'retry.initialDelay') ?? orDefault(policy, ['retry'], 'initialDelay');
+  const maxDelay = durationAt(['retry', 'maxDelay'], limits.maxDurationMs, 'retry.maxDelay') ?? orDefault(policy, ['retry'], 'maxDelay');
+  const maxAge = durationAt(['retry', 'maxAge'], limits.maxAgeMs, 'retry.maxAge') ?? orDefault(policy, ['retry'], 'maxAge');
   if (initial !== undefined && maxDelay !== undefined && initial > maxDelay) {
     reporter.at(
       [...path, 'retry', 'initialDelay'],
@@ -861,9 +945,9 @@ function checkPolicy(policy: Json | undefined, path: DocPath, reporter: Document
     );
   }
 
-  const connect = durationAt(['timeout', 'connect'], limits.maxTimeoutMs, 'timeout.connect');
-  const headers = durationAt(['timeout', 'headers'], limits.maxTimeoutMs, 'timeout.headers');
-  const total = durationAt(['timeout', 'total'], limits.maxTimeoutMs, 'timeout.total');
+  const connect = durationAt(['timeout', 'connect'], limits.maxTimeoutMs, 'timeout.connect') ?? orDefault(policy, ['timeout'], 'connect');
+  const headers = durationAt(['timeout', 'headers'], limits.maxTimeoutMs, 'timeout.headers') ?? orDefault(policy, ['timeout'], 'headers');
+  const total = durationAt(['timeout', 'total'], limits.maxTimeoutMs, 'timeout.total') ?? orDefault(policy, ['timeout'], 'total');
   for (const [name, part] of [['connect', connect], ['headers', headers]] as const) {
     if (part !== undefined && total !== undefined && part > total) {
       reporter.at(

@@ -103,7 +103,8 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
 
   let docs: Document.Parsed[];
   try {
-    docs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true }) as Document.Parsed[];
+    // logLevel 'error': the parser's warnings (collection keys stringified) would go to stderr.
+    docs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true, logLevel: 'error' }) as Document.Parsed[];
   } catch (error) {
     // The parser recurses per nesting level: absurd nesting can overflow the stack.
     if (error instanceof RangeError) {
@@ -133,7 +134,9 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
     let broken = false;
     let overflowReported = false;
     for (const error of doc.errors) {
-      broken = true;
+      // A duplicate key leaves a well-formed document (the parser keeps the first value), so the
+      // rest of it is still checked: every problem is reported in one pass.
+      if (error.code !== 'DUPLICATE_KEY') broken = true;
       // The parser catches its own stack overflow on absurd flow nesting and reports it as an error.
       const overflow = /call stack/i.test(error.message);
       const code = overflow ? 'PB_YAML_TOO_DEEP' : (yamlCodeMap[error.code] ?? 'PB_YAML_SYNTAX');
@@ -143,7 +146,7 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
       overflowReported ||= overflow;
       const message = overflow
         ? `values are nested too deeply (limit ${sourceLimits.maxDepth} levels); flatten this structure`
-        : describeYamlError(error.code, error.message);
+        : describeYamlError(error.code, error.message, text.slice(error.pos[0], lineEnd(text, error.pos[0])));
       diagnostics.push(makeDiagnostic(code, message, file, start, end));
     }
     const startOffset = doc.range[0];
@@ -160,6 +163,7 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
       broken = true;
     }
     if (broken) return;
+    if (doc.errors.length > 0) dropDuplicateKeys(doc.contents);
     if (isEmptyDocument(doc)) {
       // An empty document (a trailing `---`, or a file of comments) is harmless.
       return;
@@ -204,6 +208,34 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
   return { file, text, lineCounter, documents, diagnostics };
 }
 
+function lineEnd(text: string, from: number): number {
+  const end = text.indexOf('\n', from);
+  return end < 0 ? text.length : end;
+}
+
+/**
+ * Keeps the first of each set of duplicate keys, as a reader sees it first, so checking the rest
+ * of the document does not cascade from a value the author did not mean to be read.
+ */
+function dropDuplicateKeys(root: unknown): void {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seenKeys = new Set<unknown>();
+      node.items = node.items.filter((pair) => {
+        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (seenKeys.has(key)) return false;
+        seenKeys.add(key);
+        return true;
+      });
+      for (const pair of node.items) stack.push(pair.value);
+    } else if (isSeq(node)) {
+      stack.push(...node.items);
+    }
+  }
+}
+
 /** True for a document with no content: nothing at all, or the empty scalar after a bare `---`. */
 function isEmptyDocument(doc: Document.Parsed): boolean {
   const contents = doc.contents as unknown;
@@ -226,12 +258,14 @@ function firstAlias(node: unknown): Node | undefined {
   return undefined;
 }
 
-function describeYamlError(code: string, message: string): string {
+function describeYamlError(code: string, message: string, excerpt: string): string {
   // The parser's messages end with a source excerpt after a colon and newline; keep the first line.
   const first = message.split('\n')[0]!.replace(/ at line \d+, column \d+$/, '').replace(/:$/, '');
   switch (code) {
-    case 'DUPLICATE_KEY':
-      return `${first}; YAML keeps only one of them — remove or rename the other`;
+    case 'DUPLICATE_KEY': {
+      const key = excerpt.split('\n')[0]!.replace(/:.*$/, '').trim().slice(0, 80);
+      return `key ${key ? `"${key}" ` : ''}appears twice in the same mapping; YAML would keep only one — remove or rename the other`;
+    }
     case 'TAB_AS_INDENT':
       return 'tab used for indentation; indent with spaces only';
     default:

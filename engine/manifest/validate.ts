@@ -57,13 +57,36 @@ const manifestExtensions = /\.ya?ml$/i;
  */
 export function findManifestFiles(paths: readonly string[], cwd: string): string[] {
   const out: string[] = [];
+  const seen = new Set<string>();
+  const visited = new Set<string>();
+  const add = (file: string) => {
+    const real = realPath(file);
+    if (seen.has(real)) return;
+    seen.add(real);
+    out.push(file);
+  };
   const visit = (dir: string) => {
+    // Symbolic links are followed (manifests are often linked in from a shared folder); the
+    // set of visited real folders stops a link cycle.
+    const real = realPath(dir);
+    if (visited.has(real)) return;
+    visited.add(real);
     const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const entry of entries) {
       if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
       const full = join(dir, entry.name);
-      if (entry.isDirectory()) visit(full);
-      else if (entry.isFile() && manifestExtensions.test(entry.name)) out.push(full);
+      let kind: 'dir' | 'file' | undefined = entry.isDirectory() ? 'dir' : entry.isFile() ? 'file' : undefined;
+      if (entry.isSymbolicLink()) {
+        try {
+          const target = statSync(full);
+          kind = target.isDirectory() ? 'dir' : target.isFile() ? 'file' : undefined;
+        } catch {
+          // A dangling link names nothing to validate.
+          kind = undefined;
+        }
+      }
+      if (kind === 'dir') visit(full);
+      else if (kind === 'file' && manifestExtensions.test(entry.name)) add(full);
     }
   };
   for (const path of paths) {
@@ -75,7 +98,7 @@ export function findManifestFiles(paths: readonly string[], cwd: string): string
       throw new PatchbayError('PB_IO', `cannot read ${path}: no such file or folder`, { cause: error });
     }
     if (stats.isDirectory()) visit(full);
-    else out.push(full);
+    else add(full);
   }
   return out;
 }
@@ -112,6 +135,10 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
   const validators = await loadSchemaValidators();
 
   const manifestFiles = findManifestFiles(options.paths, cwd);
+  if (options.paths.length > 0 && manifestFiles.length === 0) {
+    // A CI step pointed at the wrong folder must not pass by validating nothing.
+    throw new PatchbayError('PB_IO', `no *.yaml or *.yml files under ${options.paths.join(', ')}`);
+  }
   const providerFiles: { file: string; origin: LoadedProvider['origin'] }[] = [];
   if (options.bundledProviders ?? true) {
     for (const file of findManifestFiles([join(packageRoot, 'providers')], cwd)) providerFiles.push({ file, origin: 'bundled' });

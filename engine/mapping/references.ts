@@ -106,15 +106,22 @@ function walk(start: AstNode, startRoot: boolean, source: string, out: InputRefe
   while (stack.length > 0) {
     const [node, root] = stack.pop()!;
     if (!node) continue;
+    // Any node can carry filters (`[1, 2][$ > $$.vars.min]`); they run relative to each item.
+    for (const predicate of node.predicate ?? []) push(predicate.expr, false);
+    if (node.type !== 'path') for (const stage of node.stages ?? []) push(stage.expr, false);
     switch (node.type) {
       case 'path': {
         const steps = node.steps ?? [];
-        if (root && steps[0]?.type === 'name') {
+        // `$$.x` reads the root from anywhere; `$.x` reads the context, which is the root here.
+        const first = steps[0];
+        const rootVariable = first?.type === 'variable' && (first.value === '$' || (first.value === '' && root));
+        const from = rootVariable ? 1 : 0;
+        if ((root || rootVariable) && steps[from]?.type === 'name') {
           const names: string[] = [];
           const offsets: number[] = [];
           // Names up to the first step that is not a plain name: a block or a function call
           // changes the shape of what follows.
-          for (const step of steps) {
+          for (const step of steps.slice(from)) {
             if (step.type !== 'name') break;
             names.push(String(step.value));
             offsets.push(nameStart(step, source));
@@ -122,7 +129,7 @@ function walk(start: AstNode, startRoot: boolean, source: string, out: InputRefe
           out.push({ names, offsets });
         }
         steps.forEach((step, i) => {
-          if (step.type !== 'name') push(step, i === 0 ? root : false);
+          if (step.type !== 'name' && step.type !== 'variable') push(step, i === 0 ? root : false);
           for (const stage of step.stages ?? []) push(stage.expr, false);
           for (const predicate of step.predicate ?? []) push(predicate.expr, false);
         });
@@ -137,7 +144,9 @@ function walk(start: AstNode, startRoot: boolean, source: string, out: InputRefe
         if (node.procedure?.type !== 'variable') push(node.procedure, root);
         break;
       case 'lambda':
-        // The body runs with the lambda's arguments as its context: not the root.
+        // JSONata evaluates a lambda's body in the context where the lambda was written (the
+        // arguments arrive as variables), so its paths read what the enclosing expression reads.
+        push(node.body, root);
         break;
       case 'binary':
       case 'apply':

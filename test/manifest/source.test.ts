@@ -40,8 +40,9 @@ describe('parseSource: YAML hazards', () => {
     const parsed = parse('spec:\n  name: a\n  other: 1\n  name: b\n');
     expect(codes(parsed)).toEqual(['PB_YAML_DUPLICATE_KEY']);
     expect(parsed.diagnostics[0]!.start).toEqual({ line: 4, column: 3 });
-    expect(parsed.diagnostics[0]!.message).toContain('remove or rename');
-    expect(parsed.documents).toEqual([]);
+    expect(parsed.diagnostics[0]!.message).toContain('key "name" appears twice');
+    // The document is still checked, with the first value, as a reader sees it.
+    expect(parsed.documents.map((d) => d.value)).toEqual([{ spec: { name: 'a', other: 1 } }]);
   });
 
   it('reports a tab used for indentation', () => {

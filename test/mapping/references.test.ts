@@ -79,9 +79,16 @@ describe('analyseExpression: predicates and lambdas', () => {
     expect(names('event.items^(>price)')).toEqual([['event', 'items']]);
   });
 
-  it('skips lambda bodies but keeps the arguments of the call', () => {
-    expect(names('$map(event.items, function($i) { $i.sku & foo })')).toEqual([['event', 'items']]);
+  it('reads lambda bodies in the context they were written in, as JSONata evaluates them', () => {
+    // `$map(a, function($v){ vars.x })` yields vars.x for each item: the body sees the root.
+    expect(names('$map(event.items, function($i) { $i.sku & foo })')).toEqual([['event', 'items'], ['foo']]);
     expect(names('$filter(steps.s.output, function($v) { $v.ok })')).toEqual([['steps', 's', 'output']]);
+  });
+
+  it('lists paths read through $$ (the root, from anywhere) and $ at the root', () => {
+    expect(names('$$.vars.nope')).toEqual([['vars', 'nope']]);
+    expect(names('$.stepz.x')).toEqual([['stepz', 'x']]);
+    expect(names('event.items[$$.vars.min < price].sku')).toEqual([['event', 'items', 'sku'], ['vars', 'min']]);
   });
 });
 
