@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Generates engine/manifest/<name>.generated.ts from schemas/<name>.schema.json.
+// Generates engine/types/<name>.generated.ts from schemas/<name>.schema.json.
 // The schemas are the single source of truth; `--check` exits 1 when a file on disk differs.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,7 @@ const root = join(fileURLToPath(new URL('.', import.meta.url)), '..');
 export const schemaNames = ['integration', 'provider'];
 
 export function targetPath(name) {
-  return join(root, 'engine', 'manifest', `${name}.generated.ts`);
+  return join(root, 'engine', 'types', `${name}.generated.ts`);
 }
 
 /** Returns the TypeScript source generated from schemas/<name>.schema.json. */

@@ -12,7 +12,7 @@ interface GenTypes {
 const generator = new URL('../scripts/gen-types.mjs', import.meta.url).href;
 const { generateTypes, schemaNames, targetPath } = (await import(generator)) as GenTypes;
 
-describe('generated types (engine/manifest/*.generated.ts)', () => {
+describe('generated types (engine/types/*.generated.ts)', () => {
   it('covers both manifest kinds', () => {
     expect([...schemaNames].sort()).toEqual(['integration', 'provider']);
   });

@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PatchbayError } from '../diag/errors.js';
 import { renderGithub, renderJson, renderText, type OutputFormat } from '../diag/render.js';
@@ -13,8 +15,8 @@ provider catalogue, and reports all problems at once as file:line:col.
 Options:
   --format text|json|github   Output format (default text; github prints workflow annotations)
   --strict                    Treat warnings as errors
-  --providers DIR             A folder of your own provider definitions (repeatable;
-                              default: ./providers when it exists and is not the catalogue)
+  --providers DIR             A folder of your own provider definitions (repeatable; default:
+                              ./providers and the providers/ folder beside each path, if any)
   --no-catalogue              Do not load the bundled provider catalogue (only --providers)
   --no-color                  Plain text even on a terminal (NO_COLOR is honoured too)
   -h, --help                  Show this help
@@ -57,33 +59,38 @@ export function parseValidateFlags(argv: readonly string[], io: CliIO): Validate
     return { error: `--format must be text, json or github, not "${format}"` };
   }
   const color = !parsed.values['no-color'] && !io.env.NO_COLOR && io.stdout.isTTY === true && format === 'text';
+  const paths = parsed.positionals.length > 0 ? parsed.positionals : ['integrations'];
   return {
-    paths: parsed.positionals.length > 0 ? parsed.positionals : ['integrations'],
+    paths,
     format,
     strict: parsed.values.strict as boolean,
-    providerDirs: (parsed.values.providers as string[] | undefined) ?? defaultProviderDirs(io.cwd),
+    providerDirs: (parsed.values.providers as string[] | undefined) ?? defaultProviderDirs(io.cwd, paths),
     color,
     catalogue: !parsed.values['no-catalogue'],
   };
 }
 
-function defaultProviderDirs(cwd: string): string[] {
-  // A user's repository keeps its own providers beside its integrations, as this one does.
-  return [`${cwd}/providers`].filter((dir) => {
-    try {
-      return statSyncSafe(dir);
-    } catch {
-      return false;
-    }
-  });
+/**
+ * A user's repository keeps its own providers beside its integrations, as this one does: the
+ * `providers/` folder of the working directory and of each validated folder's parent.
+ */
+function defaultProviderDirs(cwd: string, paths: readonly string[]): string[] {
+  const candidates = [join(cwd, 'providers')];
+  for (const path of paths) {
+    const absolute = resolve(cwd, path);
+    const folder = isDirectory(absolute) ? absolute : dirname(absolute);
+    const inside = relative(cwd, folder);
+    // Only below the working directory: validating `.` must not reach into its parent.
+    if (inside !== '' && !inside.startsWith('..') && !isAbsolute(inside)) candidates.push(join(folder, '..', 'providers'));
+  }
+  return [...new Set(candidates.map((dir) => resolve(dir)))].filter(isDirectory);
 }
 
-import { statSync } from 'node:fs';
-function statSyncSafe(dir: string): boolean {
+function isDirectory(dir: string): boolean {
   try {
     return statSync(dir).isDirectory();
   } catch {
-    // No providers/ folder: nothing to add.
+    // No providers/ folder there: nothing to add.
     return false;
   }
 }

@@ -8,7 +8,8 @@ import { checkSchemaPath } from './event-paths.js';
 import { formatPath, type DocPath, type DocumentReporter } from './report.js';
 import { looksSecretName } from '../lib/credentials.js';
 import { nodeAt } from './source.js';
-import { isScalar, Scalar } from 'yaml';
+import { isScalar } from 'yaml';
+import { mapValueOffset } from './scalar-offsets.js';
 
 type Json = Record<string, unknown>;
 
@@ -777,6 +778,20 @@ function checkTemplates(value: unknown, path: DocPath, context: ExpressionContex
 }
 
 function checkCondition(site: StringSite, context: ExpressionContext): void {
+  const parsed = parseTemplate(site.value);
+  // A condition is one expression: `{{ a }} and {{ b }}` would be read as text, always truthy.
+  if (parsed.unterminatedAt !== undefined || (parsed.parts.length > 0 && !parsed.whole)) {
+    const offset = siteOffset(site, context, parsed.unterminatedAt ?? 0);
+    context.reporter.atOffsets(
+      offset,
+      offset + 2,
+      parsed.unterminatedAt !== undefined ? 'PB_EXPR_UNTERMINATED' : 'PB_EXPR_SYNTAX',
+      parsed.unterminatedAt !== undefined
+        ? `"{{" at ${formatPath(site.path)} has no closing "}}"`
+        : `${formatPath(site.path)} must be one expression: write it as a single {{ … }} (e.g. {{ a and b }}) or without braces`,
+    );
+    return;
+  }
   checkExpression(conditionExpression(site.value), site, context);
 }
 
@@ -863,28 +878,11 @@ function checkReference(reference: InputReference, part: TemplatePart, site: Str
   }
 }
 
-/**
- * Maps an offset inside a string value to an offset in the file. Exact for plain and quoted
- * scalars without escapes before the point; for block scalars and escaped strings the
- * expression text is searched for in the source, falling back to the value's start.
- */
+/** Maps an offset inside a string value to its offset in the file, for every scalar style. */
 function siteOffset(site: StringSite, context: ExpressionContext, offsetInValue: number): number {
   const node = nodeAt(context.reporter.source, site.path);
   if (!isScalar(node) || !node.range) return context.reporter.source.doc.range[0];
-  const [start, end] = node.range;
-  const raw = context.reporter.source.text.slice(start, end);
-  if (node.type === Scalar.PLAIN) return start + offsetInValue;
-  if (node.type === Scalar.QUOTE_SINGLE || node.type === Scalar.QUOTE_DOUBLE) {
-    const prefix = site.value.slice(0, offsetInValue);
-    if (raw.slice(1, 1 + prefix.length) === prefix) return start + 1 + offsetInValue;
-  }
-  // Block scalars and escapes: find the line holding the point in the raw text.
-  const before = site.value.slice(0, offsetInValue);
-  const lineStartInValue = before.lastIndexOf('\n') + 1;
-  const lineText = site.value.slice(lineStartInValue, site.value.indexOf('\n', offsetInValue) >>> 0 || undefined);
-  const found = raw.indexOf(lineText.length > 0 ? lineText : before.slice(-20));
-  if (found >= 0 && lineText.length > 0) return start + found + (offsetInValue - lineStartInValue);
-  return start;
+  return mapValueOffset(context.reporter.source.text, node, site.value, offsetInValue);
 }
 
 /** Defaults of the schema's policy durations, in milliseconds (see schemas/integration.schema.json). */

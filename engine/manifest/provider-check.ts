@@ -1,4 +1,4 @@
-import type { ProviderDocument } from './provider.generated.js';
+import type { ProviderDocument } from '../types/provider.generated.js';
 import type { DocumentReporter } from './report.js';
 import { didYouMean } from '../lib/did-you-mean.js';
 

@@ -204,6 +204,14 @@ function reportSchemaError(error: ErrorObject, reporter: DocumentReporter): void
         );
         return;
       }
+      if (path.at(-1) === 'env') {
+        reporter.at(
+          path,
+          'PB_MANIFEST_BAD_VALUE',
+          `${where} must be the name of an environment variable, like STRIPE_API_KEY (no $, spaces or value)`,
+        );
+        return;
+      }
       if (title === 'Duration') {
         reporter.at(path, 'PB_MANIFEST_BAD_VALUE', `${where} "${String(error.data)}" is not a duration: write e.g. 500ms, 30s, 5m, 1h30m`);
         return;

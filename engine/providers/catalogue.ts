@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ProviderDocument } from '../manifest/provider.generated.js';
+import type { ProviderDocument } from '../types/provider.generated.js';
 import { packageRoot } from '../lib/package-root.js';
 
 /**

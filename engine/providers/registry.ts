@@ -1,12 +1,14 @@
-import type { ProviderDocument, ProviderOperation } from '../manifest/provider.generated.js';
-import type { SourceDocument } from '../manifest/source.js';
+import type { ProviderDocument, ProviderOperation } from '../types/provider.generated.js';
 
 /** A provider definition as loaded, with where it came from. */
 export interface LoadedProvider {
   readonly name: string;
   readonly document: ProviderDocument;
-  /** The parsed source; absent for bundled providers loaded from the build's catalogue snapshot. */
-  readonly source?: SourceDocument;
+  /**
+   * Where the definition was read (the manifest layer's parsed document); absent for bundled
+   * providers loaded from the build's catalogue snapshot.
+   */
+  readonly source?: { readonly file: string };
   /** `bundled` for the catalogue shipped with Patchbay, `user` for the user's own. */
   readonly origin: 'bundled' | 'user';
 }
