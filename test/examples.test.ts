@@ -1,5 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { validateManifests } from '../engine/manifest/validate.js';
 import { readCatalogueSnapshot } from '../engine/providers/catalogue.js';
@@ -48,6 +50,23 @@ describe('bundled examples and catalogue', () => {
     for (const name of ['stripe', 'twilio', 'slack', 'github', 'shopify', 'mailchimp', 'sendgrid', 'openai', 'http', 'graphql', 'soap']) {
       expect(result.registry.get(name), name).toBeDefined();
     }
+  });
+
+  it('every sample event of the catalogue matches its payload schema', async () => {
+    const result = await validateManifests({ paths: [], cwd: root, catalogueSnapshot: false });
+    // Provider schemas come from OpenAPI documents: annotations such as `example` are allowed.
+    const ajv = new Ajv2020.default({ strict: false, allErrors: true });
+    addFormats.default(ajv);
+    let checked = 0;
+    for (const provider of result.registry.values()) {
+      for (const [event, definition] of Object.entries(provider.document.spec.webhooks?.events ?? {})) {
+        if (definition.schema === undefined || definition.sample === undefined) continue;
+        const validate = ajv.compile(definition.schema);
+        expect(validate(definition.sample), `${provider.name} ${event}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+        checked += 1;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(15);
   });
 
   it("the build's catalogue snapshot holds exactly what parsing the catalogue gives", async () => {
