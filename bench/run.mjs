@@ -41,8 +41,11 @@ const pendingCleanups = new Set();
 /** Children started so far; names each child's CPU file. */
 let childCount = 0;
 
+const EXAMPLES_RUNS = 10;
+
 const BENCHES = [
   { name: 'validate', run: benchValidate },
+  { name: 'examples', run: benchExamples },
   { name: 'startup', run: benchStartup },
 ];
 
@@ -238,11 +241,11 @@ function checkValidateOutput(result) {
   return { summary, warnings: summary.warnings ?? 0 };
 }
 
-function checkBaselineOutput(result) {
+function checkBaselineOutput(result, expected = VALIDATE_MANIFESTS) {
   checkedExit(result, 'baseline-parse');
   const { documents } = JSON.parse(result.stdout);
-  if (documents !== VALIDATE_MANIFESTS) {
-    fail('baseline-parse', result, `parsed ${documents} documents, expected ${VALIDATE_MANIFESTS}`);
+  if (documents !== expected) {
+    fail('baseline-parse', result, `parsed ${documents} documents, expected ${expected}`);
   }
 }
 
@@ -290,6 +293,42 @@ spec:
     timeout:
       total: 10s
 `;
+
+// ---------------------------------------------------------------------------------------
+// examples: the typical pull request — `patchbay validate integrations` over the bundled
+// examples — where the fixed cost (start-up, catalogue) dominates.
+
+function benchExamples() {
+  const dir = join(REPO_ROOT, 'integrations');
+  const patchbayArgs = [CLI_PATH, 'validate', dir, '--format', 'json'];
+  const baselineArgs = [BASELINE_PARSE_PATH, dir];
+  const count = readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).length;
+  checkedExit(runChild(patchbayArgs, { cpuProbe: true }), 'patchbay validate integrations');
+  checkBaselineOutput(runChild(baselineArgs, { cpuProbe: true }), count);
+  const patchbay = [];
+  const baseline = [];
+  for (let i = 0; i < EXAMPLES_RUNS; i++) {
+    const order = i % 2 === 0 ? ['p', 'b'] : ['b', 'p'];
+    for (const which of order) {
+      if (which === 'p') patchbay.push(checkedExit(runChild(patchbayArgs, { cpuProbe: true }), 'patchbay validate integrations'));
+      else baseline.push(checkedExit(runChild(baselineArgs, { cpuProbe: true }), 'baseline-parse'));
+    }
+  }
+  return {
+    title: 'validate the bundled examples',
+    rows: [
+      row(`validate the ${count} example integrations: wall time (median of ${EXAMPLES_RUNS})`, 'ms',
+        median(patchbay.map((r) => r.wallMs)), median(baseline.map((r) => r.wallMs)), ''),
+      row(`validate the ${count} example integrations: CPU time (median of ${EXAMPLES_RUNS})`, 'ms',
+        median(patchbay.map((r) => r.cpuMs)), median(baseline.map((r) => r.cpuMs)), ''),
+    ],
+    notes: [
+      'examples: `node bin/patchbay.js validate integrations --format json` (what a pull request runs) against ' +
+        '`node bench/baseline-parse.mjs integrations`.',
+    ],
+    details: { runs: EXAMPLES_RUNS, files: count, samples: { patchbay: patchbay.map(stripOutput), baseline: baseline.map(stripOutput) } },
+  };
+}
 
 // ---------------------------------------------------------------------------------------
 // startup: `patchbay --version` vs. `node -e 0`.
