@@ -118,16 +118,7 @@ function benchValidate() {
     const check = checkValidateOutput(runChild(patchbayArgs, { cpuProbe: true }));
     checkBaselineOutput(runChild(baselineArgs, { cpuProbe: true }));
 
-    const patchbay = [];
-    const baseline = [];
-    for (let i = 0; i < VALIDATE_RUNS; i++) {
-      // Alternate which goes first, so a slow drift of the machine hits both alike.
-      const order = i % 2 === 0 ? ['p', 'b'] : ['b', 'p'];
-      for (const which of order) {
-        if (which === 'p') patchbay.push(checkedExit(runChild(patchbayArgs, { cpuProbe: true }), 'patchbay validate'));
-        else baseline.push(checkedExit(runChild(baselineArgs, { cpuProbe: true }), 'baseline-parse'));
-      }
-    }
+    const { patchbay, baseline } = interleave(VALIDATE_RUNS, patchbayArgs, baselineArgs, 'patchbay validate');
 
     const cpu = { p: median(patchbay.map((r) => r.cpuMs)), b: median(baseline.map((r) => r.cpuMs)) };
     const wall = { p: median(patchbay.map((r) => r.wallMs)), b: median(baseline.map((r) => r.wallMs)) };
@@ -305,15 +296,7 @@ function benchExamples() {
   const count = readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).length;
   checkedExit(runChild(patchbayArgs, { cpuProbe: true }), 'patchbay validate integrations');
   checkBaselineOutput(runChild(baselineArgs, { cpuProbe: true }), count);
-  const patchbay = [];
-  const baseline = [];
-  for (let i = 0; i < EXAMPLES_RUNS; i++) {
-    const order = i % 2 === 0 ? ['p', 'b'] : ['b', 'p'];
-    for (const which of order) {
-      if (which === 'p') patchbay.push(checkedExit(runChild(patchbayArgs, { cpuProbe: true }), 'patchbay validate integrations'));
-      else baseline.push(checkedExit(runChild(baselineArgs, { cpuProbe: true }), 'baseline-parse'));
-    }
-  }
+  const { patchbay, baseline } = interleave(EXAMPLES_RUNS, patchbayArgs, baselineArgs, 'patchbay validate integrations');
   return {
     title: 'validate the bundled examples',
     rows: [
@@ -412,6 +395,23 @@ function runChild(args, { cpuProbe = false } = {}) {
       pendingCleanups.delete(cpuFile);
     }
   }
+}
+
+/**
+ * Runs patchbay and its baseline `runs` times each with the CPU probe, alternating which goes
+ * first so that a slow drift of the machine hits both alike.
+ */
+function interleave(runs, patchbayArgs, baselineArgs, label) {
+  const patchbay = [];
+  const baseline = [];
+  for (let i = 0; i < runs; i++) {
+    const order = i % 2 === 0 ? ['p', 'b'] : ['b', 'p'];
+    for (const which of order) {
+      if (which === 'p') patchbay.push(checkedExit(runChild(patchbayArgs, { cpuProbe: true }), label));
+      else baseline.push(checkedExit(runChild(baselineArgs, { cpuProbe: true }), 'baseline-parse'));
+    }
+  }
+  return { patchbay, baseline };
 }
 
 function checkedExit(result, label) {

@@ -4,6 +4,7 @@ import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateManifests } from '../engine/manifest/validate.js';
 import { fixtureIntegration, fixtureProvider, makeTempDir, repoRoot, runCli, writeFiles } from './support/cli.js';
+import { mulberry32 } from './support/random.js';
 
 // Robustness: hundreds of broken manifests must each end in diagnostics, never in a crash, a
 // hang or a usage error. Mutants are generated from a seeded PRNG, so a failure is reproducible
@@ -14,18 +15,6 @@ const SEED = Number(process.env.PATCHBAY_FUZZ_SEED ?? 0x5eed_2026);
 const BATCHES = Number(process.env.PATCHBAY_FUZZ_BATCHES ?? 3);
 const PER_BATCH = 100;
 const BATCH_LIMIT_MS = 20_000;
-
-/** mulberry32: a tiny, fast 32-bit PRNG; returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   private readonly next: () => number;

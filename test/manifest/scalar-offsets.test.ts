@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, Scalar } from 'yaml';
 import { mapValueOffset } from '../../engine/manifest/scalar-offsets.js';
+import { mulberry32 } from '../support/random.js';
 
 const marker = 'evnt';
 
@@ -186,20 +187,9 @@ describe('mapValueOffset at the edges', () => {
   });
 });
 
-/** Deterministic PRNG (mulberry32), so a failure can be replayed. */
-function randomSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('mapValueOffset on random strings', () => {
-  const random = randomSource(20240611);
+  const random = mulberry32(20240611);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const fragments = ['a', 'b', 'z', '0', '9', ' ', '  ', '.', ',', '(', ')', '$', '{', '}', '-', '_', '/', 'é', '😀', "'", '"', '\\', ':', '#', marker];
   const randomValue = (): string => {
