@@ -261,7 +261,10 @@ describe('patchbay (process)', () => {
   it('list --format json is parseable', async () => {
     const result = await runCli(['list', 'valid', '--format', 'json', ...providerArgs()], { cwd: dir });
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toEqual([
+    const output = JSON.parse(result.stdout) as JsonOutput & { integrations: unknown[] };
+    expect(output.diagnostics).toEqual([]);
+    expect(output.summary).toMatchObject({ errors: 0, warnings: 0 });
+    expect(output.integrations).toEqual([
       {
         name: 'acme-notes',
         file: 'valid/acme-notes.yaml',
@@ -273,6 +276,15 @@ describe('patchbay (process)', () => {
         ],
       },
     ]);
+  });
+
+  it('list --format json reports the problems of integrations it leaves out', async () => {
+    const result = await runCli(['list', 'invalid', '--format', 'json', ...providerArgs()], { cwd: dir });
+    expect(result.code).toBe(1);
+    const output = JSON.parse(result.stdout) as JsonOutput & { integrations: unknown[] };
+    expect(output.integrations).toEqual([]);
+    expect(output.summary.errors).toBeGreaterThan(0);
+    expect(output.diagnostics.some((d) => d.file === 'invalid/acme-notes.yaml' && d.severity === 'error')).toBe(true);
   });
 
   it('the bundled examples in integrations/ validate with exit 0', async () => {

@@ -66,7 +66,10 @@ const fakeSecrets: Record<string, string> = {
   '48-live-key-private-key': 'not-a-real-key',
   '49-live-key-hex-token': 'a'.repeat(32),
   '50-test-key': `sk_test_${'x'.repeat(24)}`,
-  '51-secret-in-vars': 'not-a-real-token',
+  '51-secret-in-vars': 'q7Rk2mXw9TzL4vNp8sYb',
+  '87-nested-secret-in-vars': 'Zt4pQ9wLm2Xk7Rv3',
+  // Messages that quote a name or a call must mask the key inside it.
+  '94-key-quoted-by-messages': `sk_live_${'Q1'.repeat(12)}`,
 };
 
 // Cases whose message must carry a did-you-mean suggestion.

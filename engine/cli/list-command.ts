@@ -1,4 +1,4 @@
-import { renderText } from '../diag/render.js';
+import { renderGithub, renderJson, renderText } from '../diag/render.js';
 import type { LoadedIntegration } from '../manifest/validate.js';
 import { ExitCode, type CliIO } from './main.js';
 import { validateForCommand } from './validate-command.js';
@@ -8,7 +8,8 @@ const help = `Usage: patchbay list [paths…] [options]
 Validates the manifests under the paths (default: integrations) and lists the integrations with
 their trigger and steps. Problems are printed first, as by "patchbay validate".
 
-Options: the same as "patchbay validate" (--format json prints the list as JSON).
+Options: the same as "patchbay validate". --format json prints one object: the diagnostics and
+summary of "validate --format json" plus "integrations"; --format github prints annotations first.
 `;
 
 function describeTrigger(integration: LoadedIntegration): string {
@@ -33,22 +34,31 @@ export async function runList(argv: readonly string[], io: CliIO): Promise<numbe
   const { flags, result, diagnostics } = outcome;
   const failed = diagnostics.some((d) => d.severity === 'error');
   if (flags.format === 'json') {
+    // The same diagnostics and summary as `validate --format json`, plus the integrations.
+    const report = JSON.parse(renderJson(diagnostics, { files: result.files, documents: result.documents })) as object;
     io.stdout.write(
       JSON.stringify(
-        result.integrations.map((i) => ({
-          name: i.name,
-          file: i.source.file,
-          description: i.document.metadata.description ?? null,
-          trigger: describeTrigger(i),
-          steps: i.document.spec.steps.map((s) => ({ id: s.id, call: s.call })),
-        })),
+        {
+          ...report,
+          integrations: result.integrations.map((i) => ({
+            name: i.name,
+            file: i.source.file,
+            description: i.document.metadata.description ?? null,
+            trigger: describeTrigger(i),
+            steps: i.document.spec.steps.map((s) => ({ id: s.id, call: s.call })),
+          })),
+        },
         null,
         2,
       ) + '\n',
     );
     return failed ? ExitCode.problems : ExitCode.ok;
   }
-  if (diagnostics.length > 0) io.stdout.write(renderText(diagnostics, { files: result.files, documents: result.documents }, flags.color));
+  if (flags.format === 'github' && diagnostics.length > 0) {
+    io.stdout.write(renderGithub(diagnostics, { files: result.files, documents: result.documents }));
+  } else if (diagnostics.length > 0) {
+    io.stdout.write(renderText(diagnostics, { files: result.files, documents: result.documents }, flags.color));
+  }
   const rows = result.integrations.map((i) => [i.name, describeTrigger(i), i.document.spec.steps.map((s) => s.call).join(' → '), i.source.file]);
   io.stdout.write(formatTable(['INTEGRATION', 'TRIGGER', 'STEPS', 'FILE'], rows));
   io.stdout.write(

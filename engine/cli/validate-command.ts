@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PatchbayError } from '../diag/errors.js';
 import { renderGithub, renderJson, renderText, type OutputFormat } from '../diag/render.js';
@@ -79,9 +79,7 @@ function defaultProviderDirs(cwd: string, paths: readonly string[]): string[] {
   for (const path of paths) {
     const absolute = resolve(cwd, path);
     const folder = isDirectory(absolute) ? absolute : dirname(absolute);
-    const inside = relative(cwd, folder);
-    // Only below the working directory: validating `.` must not reach into its parent.
-    if (inside !== '' && !inside.startsWith('..') && !isAbsolute(inside)) candidates.push(join(folder, '..', 'providers'));
+    candidates.push(join(folder, '..', 'providers'));
   }
   return [...new Set(candidates.map((dir) => resolve(dir)))].filter(isDirectory);
 }

@@ -34,6 +34,7 @@ export const codes = {
   PB_YAML_TOO_DEEP: entry('error', 'Values are nested deeper than the limit.'),
   PB_YAML_NOT_TEXT: entry('error', 'The file is not UTF-8 text (binary data, NUL bytes).'),
   PB_YAML_EMPTY: entry('warning', 'The file holds no document.'),
+  PB_YAML_UNQUOTED_EXPRESSION: entry('error', 'A `{{ }}` expression is not quoted, so YAML reads it as a mapping.'),
 
   // Manifest shape (schema).
   PB_MANIFEST_NOT_OBJECT: entry('error', 'A document is not a mapping.'),

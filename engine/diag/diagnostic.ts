@@ -28,7 +28,7 @@ export function makeDiagnostic(
   end: Position = start,
   severity: Severity = codes[code].severity,
 ): Diagnostic {
-  return { code, severity, message: sanitizeText(maskCredentials(message)), file: sanitizeText(file), start, end };
+  return { code, severity, message: sanitizeText(maskCredentials(message)), file: sanitizeText(maskCredentials(file)), start, end };
 }
 
 const maxMessageLength = 1000;

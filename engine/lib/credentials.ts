@@ -18,7 +18,8 @@ const keyPatterns: readonly KeyPattern[] = [
   { label: 'Stripe live secret key', pattern: /\b(?:sk|rk)_live_[0-9A-Za-z]{10,}/g, kind: 'live' },
   { label: 'Stripe webhook signing secret', pattern: /\bwhsec_[0-9A-Za-z+/=]{20,}/g, kind: 'live' },
   { label: 'Stripe test secret key', pattern: /\b(?:sk|rk)_test_[0-9A-Za-z]{10,}/g, kind: 'test' },
-  { label: 'AWS access key id', pattern: /\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b/g, kind: 'live' },
+  // AWS's documentation key ends in EXAMPLE (AKIAIOSFODNN7EXAMPLE); real ids never do.
+  { label: 'AWS access key id', pattern: /\b(?:AKIA|ASIA|ABIA|ACCA)(?![0-9A-Z]{9}EXAMPLE\b)[0-9A-Z]{16}\b/g, kind: 'live' },
   { label: 'Slack token', pattern: /\bxox[abposr]-[0-9]{5,}-[0-9A-Za-z-]{8,}/g, kind: 'live' },
   { label: 'Slack app token', pattern: /\bxapp-[0-9]-[0-9A-Za-z-]{10,}/g, kind: 'live' },
   { label: 'Slack webhook URL', pattern: /hooks\.slack\.com\/services\/T[0-9A-Z]+\/B[0-9A-Z]+\/[0-9A-Za-z]{16,}/g, kind: 'live' },
@@ -32,7 +33,9 @@ const keyPatterns: readonly KeyPattern[] = [
   { label: 'Mailchimp API key', pattern: /\b[0-9a-f]{32}-us[0-9]{1,2}\b/g, kind: 'live' },
   { label: 'Plaid access token', pattern: /\baccess-(?:sandbox|development|production)-[0-9a-f]{8}-[0-9a-f-]{27}\b/g, kind: 'live' },
   { label: 'private key', pattern: /-----BEGIN (?:[A-Z]+ )*PRIVATE KEY( BLOCK)?-----/g, kind: 'live' },
-  { label: 'password in a URL', pattern: /\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@'"]+:[^\s/@'"{}]+@/g, kind: 'live' },
+  // Bounded repetitions: an unbounded scheme or user part would rescan long runs such as
+  // `a.a.a.…` from every position (quadratic time on a 1 MiB file).
+  { label: 'password in a URL', pattern: /\b[a-z][a-z0-9+.-]{0,19}:\/\/[^\s:/@'"]{1,256}:[^\s/@'"{}]{1,256}@/g, kind: 'live' },
   // Twilio auth tokens (and many others) are 32 hex digits with no prefix: only flag them where
   // the key says it holds a secret, so ids and hashes elsewhere do not trip the check.
   { label: 'auth token (32 hex digits)', pattern: /(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z-])/g, kind: 'live', needsSecretKey: true },

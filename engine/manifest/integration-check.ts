@@ -6,7 +6,7 @@ import { conditionExpression, parseTemplate, type TemplatePart } from '../mappin
 import { splitCall, type ProviderRegistry, type LoadedProvider } from '../providers/registry.js';
 import { checkSchemaPath } from './event-paths.js';
 import { formatPath, type DocPath, type DocumentReporter } from './report.js';
-import { looksSecretName } from '../lib/credentials.js';
+import { allowMarker, findCredentials, looksSecretName } from '../lib/credentials.js';
 import { nodeAt } from './source.js';
 import { isScalar } from 'yaml';
 import { mapValueOffset } from './scalar-offsets.js';
@@ -68,6 +68,9 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
   if (!spec) return;
 
   const connections = record(spec.connections) ?? {};
+  // Without a connections section (missing or misspelt, reported by the schema), every reference
+  // to a connection would be reported again.
+  if (record(spec.connections) === undefined) reporter.suppress('PB_REF_UNKNOWN_CONNECTION', 'PB_REF_NO_CONNECTION');
   const connectionProviders = new Map<string, LoadedProvider | undefined>();
   // `used`: referenced by the trigger or a step; `called`: Patchbay makes calls with it.
   const used = new Set<string>();
@@ -131,8 +134,10 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
     const condition = text(step.if);
     if (condition !== undefined) checkCondition({ path: [...path, 'if'], value: condition }, stepContext);
     checkTemplates(step.with, [...path, 'with'], stepContext);
-    checkPolicy(record(step.policy), [...path, 'policy'], reporter);
+    checkPolicy(record(step.policy), [...path, 'policy'], reporter, record(spec.policy));
   });
+
+  checkRedactPaths(spec.redact, context);
 
   const policy = record(spec.policy);
   checkPolicy(policy, ['spec', 'policy'], reporter);
@@ -159,7 +164,9 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
 
   // A step whose call does not resolve may be meant for any connection: advising to remove one
   // would be wrong until the call is fixed.
-  for (const name of unresolvedCalls ? [] : Object.keys(connections)) {
+  const unresolved =
+    unresolvedCalls || reporter.emitted.has('PB_REF_UNKNOWN_CONNECTION') || !Array.isArray(spec.steps);
+  for (const name of unresolved ? [] : Object.keys(connections)) {
     if (!used.has(name) && connectionProviders.get(name)) {
       reporter.at(
         ['spec', 'connections', name],
@@ -171,29 +178,50 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
   }
 }
 
-function checkVarsForSecrets(value: unknown, path: DocPath, reporter: DocumentReporter, depth: number): void {
-  const object = record(value);
-  if (!object || depth > 8) return;
-  for (const [name, item] of Object.entries(object)) {
-    if (typeof item === 'string' && item !== '' && looksSecretName(name)) {
+/**
+ * A value stored under a secret-sounding name is reported only when it also looks like a
+ * credential: long, without spaces, not a URL or a host name, and either mixing letters with
+ * digits or very long. `tokenUrl: https://…` or `secretName: prod-db-password` are ordinary settings.
+ */
+function looksLikeCredentialValue(value: string): boolean {
+  if (value.length < 12 || /\s/.test(value)) return false;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || /^[\w-]+(\.[\w-]+)+$/.test(value)) return false;
+  return (/[0-9]/.test(value) && /[A-Za-z]/.test(value)) || value.length >= 24;
+}
+
+function checkVarsForSecrets(value: unknown, path: DocPath, reporter: DocumentReporter, depth: number, secretParent = false): void {
+  if (depth > 8) return;
+  const entries: [string | number, unknown][] = Array.isArray(value)
+    ? value.map((item, i) => [i, item])
+    : Object.entries(record(value) ?? {});
+  for (const [name, item] of entries) {
+    const secretName = typeof name === 'string' ? looksSecretName(name) : secretParent;
+    if (typeof item === 'string') {
+      if (!secretName || !looksLikeCredentialValue(item)) continue;
+      // The text scan already reports a recognised key format here; one finding is enough.
+      if (findCredentials(item, { anywhere: true }).length > 0) continue;
+      if (reporter.lineHas([...path, name], allowMarker)) continue;
       reporter.at(
         [...path, name],
         'PB_SECRET_IN_VARS',
-        `${formatPath(path.slice(1))}.${name} looks like a secret; vars are stored and logged in clear — put it in a connection's auth as { env: NAME }`,
-        { anchor: 'key' },
+        `${formatPath([...path.slice(1), name])} looks like a secret; vars are stored and logged in clear — put it in a connection's auth as { env: NAME } (or mark a reviewed false positive with "# ${allowMarker}")`,
+        { anchor: typeof name === 'string' ? 'key' : 'value' },
       );
     } else {
-      checkVarsForSecrets(item, [...path, name], reporter, depth + 1);
+      checkVarsForSecrets(item, [...path, name], reporter, depth + 1, secretName);
     }
   }
 }
+
+const knownAuthTypes = ['none', 'apiKey', 'bearer', 'basic', 'oauth2', 'jwt', 'awsSigV4'];
 
 function checkConnection(connection: Json, provider: LoadedProvider, path: DocPath, reporter: DocumentReporter): void {
   const spec = provider.document.spec;
   const schemes = spec.auth ?? [];
   const auth = record(connection.auth);
   const authType = text(auth?.type);
-  if (authType) {
+  // An auth type that is no auth type at all is reported by the schema, with a did-you-mean.
+  if (authType && knownAuthTypes.includes(authType)) {
     const scheme = schemes.find((s) => s.type === authType);
     if (!scheme) {
       const accepted = schemes.map((s) => s.type);
@@ -404,7 +432,7 @@ function checkTrigger(
         open = true;
         return;
       }
-      const definition = hooks.events?.[event];
+      const definition = hooks.events && Object.hasOwn(hooks.events, event) ? hooks.events[event] : undefined;
       if (!definition) {
         if (hooks.anyEvent) {
           open = true;
@@ -434,7 +462,15 @@ function checkTrigger(
   const poll = record(trigger.poll);
   if (poll) {
     const base: DocPath = ['spec', 'trigger', 'poll'];
-    checkCron(poll.schedule, poll.timezone, base, 'schedule', reporter, true);
+    const interval = checkCron(poll.schedule, poll.timezone, base, 'schedule', reporter, true);
+    const jitterMs = typeof poll.jitter === 'string' ? parseDurationMs(poll.jitter) : undefined;
+    if (jitterMs !== undefined && interval !== undefined && jitterMs >= interval) {
+      reporter.at(
+        [...base, 'jitter'],
+        'PB_DURATION_OUT_OF_RANGE',
+        `jitter ${formatDurationMs(jitterMs)} is not shorter than the schedule's interval (${formatDurationMs(interval)}); ticks would run into each other`,
+      );
+    }
     const provider = connectionOf(poll.connection, [...base, 'connection']);
     const operationName = text(poll.operation);
     if (!provider || operationName === undefined) return none;
@@ -513,7 +549,15 @@ let zones: string[] | undefined;
 // Parsing a cron expression in a time zone is slow (luxon); the same few schedules recur.
 const cronIntervals = new Map<string, number>();
 
-function checkCron(expression: unknown, timezone: unknown, base: DocPath, field: string, reporter: DocumentReporter, poll: boolean): void {
+/** Checks a cron expression in its time zone; returns the time between two ticks (ms) when it parses. */
+function checkCron(
+  expression: unknown,
+  timezone: unknown,
+  base: DocPath,
+  field: string,
+  reporter: DocumentReporter,
+  poll: boolean,
+): number | undefined {
   let tz = 'UTC';
   if (typeof timezone === 'string') {
     try {
@@ -527,10 +571,10 @@ function checkCron(expression: unknown, timezone: unknown, base: DocPath, field:
         'PB_SCHEDULE_BAD_TIMEZONE',
         `unknown time zone "${timezone}"${didYouMean(timezone, zones)}; use an IANA name such as Europe/Paris or UTC`,
       );
-      return;
+      return undefined;
     }
   }
-  if (typeof expression !== 'string') return;
+  if (typeof expression !== 'string') return undefined;
   const fields = expression.trim().split(/\s+/);
   const nickname = fields.length === 1 && fields[0]!.startsWith('@');
   if (!nickname && (fields.length < 5 || fields.length > 6)) {
@@ -539,7 +583,7 @@ function checkCron(expression: unknown, timezone: unknown, base: DocPath, field:
       'PB_SCHEDULE_BAD_CRON',
       `cron expression "${expression}" has ${fields.length} fields; write 5 (minute hour day month weekday) or 6 (with seconds first)`,
     );
-    return;
+    return undefined;
   }
   const key = `${expression}\u0000${tz}`;
   let interval = cronIntervals.get(key);
@@ -548,20 +592,21 @@ function checkCron(expression: unknown, timezone: unknown, base: DocPath, field:
       const iterator = CronExpressionParser.parse(expression, { tz, currentDate: new Date('2026-01-01T00:00:00Z') });
       const first = iterator.next().getTime();
       interval = iterator.next().getTime() - first;
+      if (cronIntervals.size >= 1000) cronIntervals.clear();
       cronIntervals.set(key, interval);
     }
-    const second = interval;
-    const first = 0;
-    if (second - first < 60_000) {
+    if (interval < 60_000) {
       reporter.at(
         [...base, field],
         'PB_SCHEDULE_TOO_FREQUENT',
-        `"${expression}" fires every ${formatDurationMs(second - first)}; ${poll ? 'polling' : 'running'} more than once a minute is almost always a mistake`,
+        `"${expression}" fires every ${formatDurationMs(interval)}; ${poll ? 'polling' : 'running'} more than once a minute is almost always a mistake`,
       );
     }
+    return interval;
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     reporter.at([...base, field], 'PB_SCHEDULE_BAD_CRON', `cron expression "${expression}" is invalid: ${reason}`);
+    return undefined;
   }
 }
 
@@ -795,6 +840,36 @@ function checkCondition(site: StringSite, context: ExpressionContext): void {
   checkExpression(conditionExpression(site.value), site, context);
 }
 
+const redactPathPattern = /^(event|trigger|steps\.[A-Za-z_][A-Za-z0-9_]*\.(output|error))(\.[A-Za-z_$][\w$-]*)*$/;
+
+/**
+ * `redact` paths must name data that exists: a misspelt path silently leaves personal data in
+ * the database, so unknown steps are errors and unknown event paths warnings, as in expressions.
+ */
+function checkRedactPaths(redact: unknown, context: ExpressionContext): void {
+  if (!Array.isArray(redact)) return;
+  redact.forEach((entry, i) => {
+    if (typeof entry !== 'string') return;
+    const path: DocPath = ['spec', 'redact', i];
+    if (!redactPathPattern.test(entry)) {
+      context.reporter.at(
+        path,
+        'PB_MANIFEST_BAD_VALUE',
+        `redact path "${entry}" must be a dotted path under event, trigger or steps.<id>.output, e.g. event.data.object.billing_details`,
+      );
+      return;
+    }
+    const names = entry.split('.');
+    // Reuse the expression checks: a redact path is a path an expression could read.
+    checkReference(
+      { names, offsets: names.map((_, k) => names.slice(0, k).join('.').length + (k > 0 ? 1 : 0)) },
+      { expression: entry, offset: 0 },
+      { path, value: entry },
+      { ...context, currentStep: undefined },
+    );
+  });
+}
+
 /** Longest expression accepted, as the schema's `expression` type says; longer ones are unreviewable. */
 const maxExpressionLength = 10_000;
 
@@ -891,15 +966,23 @@ const policyDefaultsMs: Record<string, Record<string, number>> = {
   timeout: { connect: 5_000, headers: 15_000, total: 30_000 },
 };
 
-// The default for an unset field; undefined when the field is set (and invalid) or the group is absent.
-function orDefault(policy: Json, group: [string], field: string): number | undefined {
+// The value an unset field takes: the integration's (for a step) or the schema's default;
+// undefined when the field is set (and invalid) or the group is absent.
+function effectiveDefault(policy: Json, group: [string], field: string, inherited: Json | undefined): number | undefined {
   const section = record(policy[group[0]]);
   if (!section || section[field] !== undefined) return undefined;
-  return policyDefaultsMs[group[0]]?.[field];
+  const fromIntegration = record(inherited?.[group[0]])?.[field];
+  const inheritedMs = typeof fromIntegration === 'string' ? parseDurationMs(fromIntegration) : undefined;
+  return inheritedMs ?? policyDefaultsMs[group[0]]?.[field];
 }
 
-function checkPolicy(policy: Json | undefined, path: DocPath, reporter: DocumentReporter): void {
+/**
+ * Checks one policy. A step's policy overrides the integration's field by field, so `inherited`
+ * (the integration's policy) supplies the fields a step leaves unset before the schema defaults do.
+ */
+function checkPolicy(policy: Json | undefined, path: DocPath, reporter: DocumentReporter, inherited?: Json): void {
   if (!policy) return;
+  const orDefault = (p: Json, group: [string], field: string) => effectiveDefault(p, group, field, inherited);
   const durationAt = (sub: DocPath, max: number, what: string): number | undefined => {
     let v: unknown = policy;
     for (const s of sub) v = record(v)?.[s as string];

@@ -12,6 +12,9 @@ export type DocPath = readonly (string | number)[];
 export class DocumentReporter {
   readonly source: SourceDocument;
   private readonly sink: Diagnostic[];
+  /** Codes reported for this document so far. */
+  readonly emitted = new Set<Code>();
+  private readonly suppressed = new Set<Code>();
 
   constructor(source: SourceDocument, sink: Diagnostic[]) {
     this.source = source;
@@ -24,8 +27,27 @@ export class DocumentReporter {
     this.atOffsets(range.start, range.end, code, message, options.severity);
   }
 
+  /** True when the source line of the node at `path` contains `marker` (an allow comment). */
+  lineHas(path: DocPath, marker: string): boolean {
+    const { start } = locate(this.source, path, 'key');
+    const text = this.source.text;
+    const lineStart = text.lastIndexOf('\n', start) + 1;
+    const lineEnd = text.indexOf('\n', start);
+    return text.slice(lineStart, lineEnd < 0 ? text.length : lineEnd).includes(marker);
+  }
+
+  /**
+   * Stops reporting `codes` for this document: used when an earlier finding (a missing section)
+   * makes them follow-on noise from the same mistake.
+   */
+  suppress(...codes: Code[]): void {
+    for (const code of codes) this.suppressed.add(code);
+  }
+
   /** Reports `code` at explicit offsets into the file's text. */
   atOffsets(start: number, end: number, code: Code, message: string, severity?: Severity): void {
+    if (this.suppressed.has(code)) return;
+    this.emitted.add(code);
     const lc = this.source.lineCounter;
     this.sink.push(makeDiagnostic(code, message, this.source.file, positionAt(lc, start), positionAt(lc, end), severity));
   }

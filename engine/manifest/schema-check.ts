@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { didYouMean } from '../lib/did-you-mean.js';
+import { closestName, didYouMean } from '../lib/did-you-mean.js';
 import { packageRoot } from '../lib/package-root.js';
 import { DocumentReporter, formatPath, type DocPath } from './report.js';
 
@@ -84,10 +84,22 @@ function collapse(errors: readonly ErrorObject[]): ErrorObject[] {
   const seen = new Set<string>();
   const out: ErrorObject[] = [];
   const typeFailures = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
+  // `tokn` for `token`: the unknown field is the finding; the missing one is the same mistake.
+  const misspelt = errors.filter((e) => e.keyword === 'additionalProperties');
+  const isMisspeltRequired = (error: ErrorObject) =>
+    error.keyword === 'required' &&
+    misspelt.some(
+      (m) =>
+        m.instancePath === error.instancePath &&
+        closestName(String((m.params as { additionalProperty?: unknown }).additionalProperty), [
+          String((error.params as { missingProperty?: unknown }).missingProperty),
+        ]) !== undefined,
+    );
   for (const error of errors) {
     if (error.keyword === 'oneOf' || error.keyword === 'if' || error.keyword === 'anyOf') continue;
     if (error.keyword === 'propertyNames') continue;
     if (typeFailures.has(error.instancePath) && error.keyword !== 'type') continue;
+    if (isMisspeltRequired(error)) continue;
     const key = `${error.instancePath}|${error.keyword}|${JSON.stringify(error.params)}`;
     if (seen.has(key)) continue;
     seen.add(key);

@@ -104,7 +104,17 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
   let docs: Document.Parsed[];
   try {
     // logLevel 'error': the parser's warnings (collection keys stringified) would go to stderr.
-    docs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true, logLevel: 'error' }) as Document.Parsed[];
+    // Duplicate keys are found by `findDuplicateKeys` (the parser's own check is quadratic in the
+    // size of a mapping); merge keys (`<<: *base`) are honoured as in YAML 1.1; logLevel 'error'
+    // keeps the parser's warnings off stderr.
+    docs = parseAllDocuments(text, {
+      lineCounter,
+      uniqueKeys: false,
+      merge: true,
+      prettyErrors: false,
+      strict: true,
+      logLevel: 'error',
+    }) as Document.Parsed[];
   } catch (error) {
     // The parser recurses per nesting level: absurd nesting can overflow the stack.
     if (error instanceof RangeError) {
@@ -134,9 +144,7 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
     let broken = false;
     let overflowReported = false;
     for (const error of doc.errors) {
-      // A duplicate key leaves a well-formed document (the parser keeps the first value), so the
-      // rest of it is still checked: every problem is reported in one pass.
-      if (error.code !== 'DUPLICATE_KEY') broken = true;
+      broken = true;
       // The parser catches its own stack overflow on absurd flow nesting and reports it as an error.
       const overflow = /call stack/i.test(error.message);
       const code = overflow ? 'PB_YAML_TOO_DEEP' : (yamlCodeMap[error.code] ?? 'PB_YAML_SYNTAX');
@@ -163,7 +171,30 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
       broken = true;
     }
     if (broken) return;
-    if (doc.errors.length > 0) dropDuplicateKeys(doc.contents);
+    // A duplicate key leaves a well-formed document: the first value is kept, and the rest of the
+    // document is still checked, so every problem is reported in one pass.
+    for (const duplicate of findDuplicateKeys(doc.contents)) {
+      diagnostics.push(
+        makeDiagnostic(
+          'PB_YAML_DUPLICATE_KEY',
+          `key "${duplicate.key.slice(0, 80)}" appears twice in the same mapping; YAML would keep only one — remove or rename the other`,
+          file,
+          positionAt(lineCounter, duplicate.start),
+          positionAt(lineCounter, duplicate.end),
+        ),
+      );
+    }
+    for (const unquoted of findUnquotedExpressions(doc.contents)) {
+      diagnostics.push(
+        makeDiagnostic(
+          'PB_YAML_UNQUOTED_EXPRESSION',
+          'this {{ }} is not quoted, so YAML reads it as a mapping; put the value in quotes: "{{ … }}"',
+          file,
+          positionAt(lineCounter, unquoted.start),
+          positionAt(lineCounter, unquoted.end),
+        ),
+      );
+    }
     if (isEmptyDocument(doc)) {
       // An empty document (a trailing `---`, or a file of comments) is harmless.
       return;
@@ -214,10 +245,12 @@ function lineEnd(text: string, from: number): number {
 }
 
 /**
- * Keeps the first of each set of duplicate keys, as a reader sees it first, so checking the rest
- * of the document does not cascade from a value the author did not mean to be read.
+ * Finds keys repeated within one mapping (linear: a Set per mapping) and removes the repeats,
+ * keeping the first value as a reader sees it first, so that checking the rest of the document
+ * does not cascade from a value the author did not mean to be read.
  */
-function dropDuplicateKeys(root: unknown): void {
+function findDuplicateKeys(root: unknown): { key: string; start: number; end: number }[] {
+  const found: { key: string; start: number; end: number }[] = [];
   const stack: unknown[] = [root];
   while (stack.length > 0) {
     const node = stack.pop();
@@ -225,15 +258,43 @@ function dropDuplicateKeys(root: unknown): void {
       const seenKeys = new Set<unknown>();
       node.items = node.items.filter((pair) => {
         const key = isScalar(pair.key) ? pair.key.value : pair.key;
-        if (seenKeys.has(key)) return false;
-        seenKeys.add(key);
-        return true;
+        if (!seenKeys.has(key)) {
+          seenKeys.add(key);
+          return true;
+        }
+        const range = (pair.key as { range?: [number, number, number] } | null)?.range;
+        if (range) found.push({ key: String(key), start: range[0], end: range[1] });
+        return false;
       });
       for (const pair of node.items) stack.push(pair.value);
     } else if (isSeq(node)) {
       stack.push(...node.items);
     }
   }
+  return found.sort((a, b) => a.start - b.start);
+}
+
+/**
+ * Finds `key: {{ expr }}` written without quotes: YAML reads it as a flow mapping whose only key
+ * is another flow mapping, and the expression silently disappears.
+ */
+function findUnquotedExpressions(root: unknown): { start: number; end: number }[] {
+  const found: { start: number; end: number }[] = [];
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const [first] = node.items;
+      if (node.flow && node.items.length === 1 && isMap(first?.key) && first.key.flow && first.value === null && node.range) {
+        found.push({ start: node.range[0], end: node.range[1] });
+        continue;
+      }
+      for (const pair of node.items) stack.push(pair.value);
+    } else if (isSeq(node)) {
+      stack.push(...node.items);
+    }
+  }
+  return found.sort((a, b) => a.start - b.start);
 }
 
 /** True for a document with no content: nothing at all, or the empty scalar after a bare `---`. */

@@ -14,7 +14,7 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import { DocumentReporter } from './report.js';
 import { checkSchema, loadSchemaValidators, type DocumentKind } from './schema-check.js';
 import { allowMarker, findCredentials } from '../lib/credentials.js';
-import { locate, parseSource, positionAt, type SourceDocument } from './source.js';
+import { locate, parseSource, positionAt, sourceLimits, type SourceDocument } from './source.js';
 
 export interface ValidateOptions {
   /** Files and folders holding manifests; folders are searched for *.yaml and *.yml. */
@@ -51,15 +51,19 @@ export interface ValidationResult {
 const manifestExtensions = /\.ya?ml$/i;
 
 /**
- * Lists manifest files under `paths`: files named directly are taken whatever their extension;
- * folders are searched recursively for *.yaml / *.yml, skipping dot-folders and node_modules.
- * Throws PatchbayError PB_IO for a path that does not exist or cannot be read.
+ * Lists manifest files under `paths`, each once: files named directly are taken whatever their
+ * extension; folders are searched recursively for *.yaml / *.yml, following symbolic links and
+ * skipping dot-folders and node_modules. Throws PatchbayError PB_IO for a path that does not
+ * exist, cannot be read or is not a regular file or folder, and (with `requireManifests`) for a
+ * path that holds no manifest.
  */
-export function findManifestFiles(paths: readonly string[], cwd: string): string[] {
+export function findManifestFiles(paths: readonly string[], cwd: string, requireManifests = false): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
   const visited = new Set<string>();
+  let foundForPath = 0;
   const add = (file: string) => {
+    foundForPath += 1;
     const real = realPath(file);
     if (seen.has(real)) return;
     seen.add(real);
@@ -71,7 +75,12 @@ export function findManifestFiles(paths: readonly string[], cwd: string): string
     const real = realPath(dir);
     if (visited.has(real)) return;
     visited.add(real);
-    const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
+    } catch (error) {
+      throw new PatchbayError('PB_IO', `cannot read folder ${relativeTo(cwd, dir)}: ${ioReason(error)}`, { cause: error });
+    }
     for (const entry of entries) {
       if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
       const full = join(dir, entry.name);
@@ -95,12 +104,43 @@ export function findManifestFiles(paths: readonly string[], cwd: string): string
     try {
       stats = statSync(full);
     } catch (error) {
-      throw new PatchbayError('PB_IO', `cannot read ${path}: no such file or folder`, { cause: error });
+      throw new PatchbayError('PB_IO', `cannot read ${path}: ${ioReason(error)}`, { cause: error });
     }
+    foundForPath = 0;
+    visited.clear();
     if (stats.isDirectory()) visit(full);
-    else add(full);
+    else if (stats.isFile()) add(full);
+    // A FIFO or a device would block or never end.
+    else throw new PatchbayError('PB_IO', `${path} is not a regular file or folder`);
+    if (requireManifests && foundForPath === 0) {
+      // A CI step pointed at the wrong folder must not pass by validating nothing.
+      throw new PatchbayError('PB_IO', `no *.yaml or *.yml files under ${path}`);
+    }
   }
   return out;
+}
+
+/** Says why a file operation failed, without the path (the caller names it). */
+function ioReason(error: unknown): string {
+  const code = (error as { code?: string }).code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file or folder';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'ENOTDIR':
+      return 'a part of the path is not a folder';
+    case 'ELOOP':
+      return 'too many symbolic links';
+    default:
+      return code ?? (error instanceof Error ? error.message : String(error));
+  }
+}
+
+function relativeTo(cwd: string, file: string): string {
+  const rel = relative(cwd, file);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
 }
 
 function displayName(file: string, cwd: string): string {
@@ -134,11 +174,7 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
   const diagnostics: Diagnostic[] = [];
   const validators = await loadSchemaValidators();
 
-  const manifestFiles = findManifestFiles(options.paths, cwd);
-  if (options.paths.length > 0 && manifestFiles.length === 0) {
-    // A CI step pointed at the wrong folder must not pass by validating nothing.
-    throw new PatchbayError('PB_IO', `no *.yaml or *.yml files under ${options.paths.join(', ')}`);
-  }
+  const manifestFiles = findManifestFiles(options.paths, cwd, true);
   const providerFiles: { file: string; origin: LoadedProvider['origin'] }[] = [];
   if (options.bundledProviders ?? true) {
     for (const file of findManifestFiles([join(packageRoot, 'providers')], cwd)) providerFiles.push({ file, origin: 'bundled' });
@@ -169,9 +205,22 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
   for (const { file, origin, counted } of ordered) {
     let bytes: Buffer;
     try {
+      // Check the size first: a huge file is refused without being read into memory.
+      const size = statSync(file).size;
+      if (size > sourceLimits.maxFileBytes) {
+        diagnostics.push(
+          makeDiagnostic(
+            'PB_YAML_TOO_LARGE',
+            `file is ${size} bytes, more than the ${sourceLimits.maxFileBytes}-byte limit; split it into several files`,
+            displayName(file, cwd),
+            { line: 1, column: 1 },
+          ),
+        );
+        continue;
+      }
       bytes = readFileSync(file);
     } catch (error) {
-      throw new PatchbayError('PB_IO', `cannot read ${displayName(file, cwd)}`, { cause: error });
+      throw new PatchbayError('PB_IO', `cannot read ${displayName(file, cwd)}: ${ioReason(error)}`, { cause: error });
     }
     if (origin === 'bundled' && snapshot) {
       const entry = snapshot.files[relative(packageRoot, file)];
