@@ -91,7 +91,7 @@ describe('inputs built to be slow stay linear', () => {
     expect(performance.now() - started).toBeLessThan(3000);
   });
 
-  it('flow mappings of many keys (once quadratic in the parser's duplicate-key check)', () => {
+  it('flow mappings of many keys (once quadratic in the duplicate-key check of the parser)', () => {
     const mapping = (count: number) => {
       const keys = Array.from({ length: count }, (_, i) => `k${i}: 0`);
       keys.push('k7: 1');
