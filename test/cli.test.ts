@@ -287,6 +287,18 @@ describe('patchbay (process)', () => {
     expect(output.diagnostics.some((d) => d.file === 'invalid/acme-notes.yaml' && d.severity === 'error')).toBe(true);
   });
 
+  it('validating . does not load the parent folder\'s providers/, but a path below does', async () => {
+    writeFiles(dir, {
+      'nested/providers/broken.yaml': 'apiVersion: patchbay/v1\nkind: Provider\nmetadata: { name: broken }\nspec: {}\n',
+      'nested/project/acme-notes.yaml': fixtureIntegration,
+    });
+    const here = await runCli(['validate', '.', '--no-catalogue'], { cwd: join(dir, 'nested', 'project') });
+    expect(here.stdout).not.toContain('broken.yaml');
+    const below = await runCli(['validate', 'project', '--no-catalogue'], { cwd: join(dir, 'nested') });
+    expect(below.stdout).toContain('providers/broken.yaml');
+    expect(below.code).toBe(1);
+  });
+
   it('the bundled examples in integrations/ validate with exit 0', async () => {
     // Run from the repository root, as its README tells users to: catalogue plus ./providers.
     const result = await runCli(['validate', 'integrations', '--format', 'json']);

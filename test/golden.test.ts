@@ -68,6 +68,7 @@ const fakeSecrets: Record<string, string> = {
   '50-test-key': `sk_test_${'x'.repeat(24)}`,
   '51-secret-in-vars': 'q7Rk2mXw9TzL4vNp8sYb',
   '87-nested-secret-in-vars': 'Zt4pQ9wLm2Xk7Rv3',
+  '100-password-in-vars': 'Winter2024!',
   // Messages that quote a name or a call must mask the key inside it.
   '94-key-quoted-by-messages': `sk_live_${'Q1'.repeat(12)}`,
 };

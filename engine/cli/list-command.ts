@@ -1,4 +1,5 @@
 import { renderGithub, renderJson, renderText } from '../diag/render.js';
+import { maskCredentials } from '../lib/credentials.js';
 import type { LoadedIntegration } from '../manifest/validate.js';
 import { ExitCode, type CliIO } from './main.js';
 import { validateForCommand } from './validate-command.js';
@@ -42,7 +43,7 @@ export async function runList(argv: readonly string[], io: CliIO): Promise<numbe
           ...report,
           integrations: result.integrations.map((i) => ({
             name: i.name,
-            file: i.source.file,
+            file: maskCredentials(i.source.file),
             description: i.document.metadata.description ?? null,
             trigger: describeTrigger(i),
             steps: i.document.spec.steps.map((s) => ({ id: s.id, call: s.call })),
@@ -59,7 +60,12 @@ export async function runList(argv: readonly string[], io: CliIO): Promise<numbe
   } else if (diagnostics.length > 0) {
     io.stdout.write(renderText(diagnostics, { files: result.files, documents: result.documents }, flags.color));
   }
-  const rows = result.integrations.map((i) => [i.name, describeTrigger(i), i.document.spec.steps.map((s) => s.call).join(' → '), i.source.file]);
+  const rows = result.integrations.map((i) => [
+    i.name,
+    describeTrigger(i),
+    i.document.spec.steps.map((s) => s.call).join(' → '),
+    maskCredentials(i.source.file),
+  ]);
   io.stdout.write(formatTable(['INTEGRATION', 'TRIGGER', 'STEPS', 'FILE'], rows));
   io.stdout.write(
     `${result.integrations.length} integration${result.integrations.length === 1 ? '' : 's'} ready; ` +

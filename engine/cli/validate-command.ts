@@ -1,7 +1,8 @@
 import { statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PatchbayError } from '../diag/errors.js';
+import { maskCredentials } from '../lib/credentials.js';
 import { renderGithub, renderJson, renderText, type OutputFormat } from '../diag/render.js';
 import { validateManifests, type ValidationResult } from '../manifest/validate.js';
 import type { Diagnostic } from '../diag/diagnostic.js';
@@ -79,6 +80,10 @@ function defaultProviderDirs(cwd: string, paths: readonly string[]): string[] {
   for (const path of paths) {
     const absolute = resolve(cwd, path);
     const folder = isDirectory(absolute) ? absolute : dirname(absolute);
+    // Not for the working directory or its ancestors: validating `.` must not load the
+    // parent folder's providers/ (pass --providers ../providers for that).
+    const inside = relative(folder, cwd);
+    if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) continue;
     candidates.push(join(folder, '..', 'providers'));
   }
   return [...new Set(candidates.map((dir) => resolve(dir)))].filter(isDirectory);
@@ -113,7 +118,7 @@ export async function runValidation(
     return { result, diagnostics: applyStrict(result.diagnostics, flags.strict) };
   } catch (error) {
     if (error instanceof PatchbayError && error.code === 'PB_IO') {
-      io.stderr.write(`patchbay: ${error.message}\n`);
+      io.stderr.write(`patchbay: ${maskCredentials(error.message)}\n`);
       return ExitCode.usage;
     }
     throw error;

@@ -123,6 +123,9 @@ export function maskCredentials(text: string): string {
 /** True when a key name (`authToken`, `api_key`, `clientSecret`) says it holds a secret. */
 export function looksSecretName(name: string): boolean {
   const parts = words(name);
-  // Whole words only, so `author` or `authorityId` are not secrets; adjacent pairs catch `api_key`.
-  return parts.some((w, i) => secretWords.has(w) || secretWords.has(w + (parts[i + 1] ?? '')));
+  const last = parts.at(-1) ?? '';
+  const lastTwo = parts.length >= 2 ? parts.slice(-2).join('') : '';
+  // The secret word must be what the key names (its last word): `authToken`, `api_key`,
+  // `clientSecret` hold secrets; `tokenUrl`, `secretName`, `passwordPolicy`, `author` do not.
+  return (secretWords.has(last) && last !== 'auth') || secretWords.has(lastTwo);
 }

@@ -1,5 +1,5 @@
 import { CronExpressionParser } from 'cron-parser';
-import { didYouMean } from '../lib/did-you-mean.js';
+import { closestName, didYouMean } from '../lib/did-you-mean.js';
 import { formatDurationMs, parseDurationMs } from '../lib/duration.js';
 import { analyseExpression, type InputReference } from '../mapping/references.js';
 import { conditionExpression, parseTemplate, type TemplatePart } from '../mapping/template.js';
@@ -75,6 +75,7 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
   // `used`: referenced by the trigger or a step; `called`: Patchbay makes calls with it.
   const used = new Set<string>();
   const called = new Set<string>();
+  const unknownConnectionRefs = new Set<string>();
 
   for (const [name, raw] of Object.entries(connections)) {
     const connection = record(raw);
@@ -113,7 +114,7 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
     stepIds.set(id, { id, index });
   });
 
-  const eventSchemas = checkTrigger(spec, connectionProviders, registry, reporter, used);
+  const eventSchemas = checkTrigger(spec, connectionProviders, registry, reporter, used, unknownConnectionRefs);
   const pollConnection = text(record(record(spec.trigger)?.poll)?.connection);
   if (pollConnection !== undefined) called.add(pollConnection);
   const context: ExpressionContext = { reporter, stepIds, vars, eventSchemas, currentStep: undefined };
@@ -127,6 +128,8 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
     const step = record(raw);
     if (!step) return;
     const path: DocPath = ['spec', 'steps', index];
+    const explicitConnection = text(step.connection);
+    if (explicitConnection !== undefined && !Object.hasOwn(connections, explicitConnection)) unknownConnectionRefs.add(explicitConnection);
     const resolved = checkStep(step, path, index, connections, registry, reporter, used);
     if (resolved === false) unresolvedCalls = true;
     else if (resolved !== true) called.add(resolved);
@@ -164,9 +167,11 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
 
   // A step whose call does not resolve may be meant for any connection: advising to remove one
   // would be wrong until the call is fixed.
-  const unresolved =
-    unresolvedCalls || reporter.emitted.has('PB_REF_UNKNOWN_CONNECTION') || !Array.isArray(spec.steps);
-  for (const name of unresolved ? [] : Object.keys(connections)) {
+  // A misspelt reference was probably meant for the connection it is closest to: that one is
+  // not unused, but any other is.
+  const meantFor = new Set([...unknownConnectionRefs].map((ref) => closestName(ref, Object.keys(connections))));
+  const unresolved = unresolvedCalls || !Array.isArray(spec.steps);
+  for (const name of unresolved ? [] : Object.keys(connections).filter((n) => !meantFor.has(n))) {
     if (!used.has(name) && connectionProviders.get(name)) {
       reporter.at(
         ['spec', 'connections', name],
@@ -179,14 +184,13 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
 }
 
 /**
- * A value stored under a secret-sounding name is reported only when it also looks like a
- * credential: long, without spaces, not a URL or a host name, and either mixing letters with
- * digits or very long. `tokenUrl: https://…` or `secretName: prod-db-password` are ordinary settings.
+ * A value stored under a key that names a secret (`password`, `apiKey`, `clientSecret`; see
+ * `looksSecretName`) is reported unless it is a link. Keys that merely mention one (`tokenUrl`,
+ * `secretName`, `passwordPolicy`) are ordinary settings.
  */
 function looksLikeCredentialValue(value: string): boolean {
-  if (value.length < 12 || /\s/.test(value)) return false;
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || /^[\w-]+(\.[\w-]+)+$/.test(value)) return false;
-  return (/[0-9]/.test(value) && /[A-Za-z]/.test(value)) || value.length >= 24;
+  // Under a key that names a secret, any literal is one, except a link to where it is kept.
+  return value.trim().length >= 4 && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value);
 }
 
 function checkVarsForSecrets(value: unknown, path: DocPath, reporter: DocumentReporter, depth: number, secretParent = false): void {
@@ -198,8 +202,9 @@ function checkVarsForSecrets(value: unknown, path: DocPath, reporter: DocumentRe
     const secretName = typeof name === 'string' ? looksSecretName(name) : secretParent;
     if (typeof item === 'string') {
       if (!secretName || !looksLikeCredentialValue(item)) continue;
-      // The text scan already reports a recognised key format here; one finding is enough.
-      if (findCredentials(item, { anywhere: true }).length > 0) continue;
+      // The text scan already reports a recognised live key format here; one finding is enough.
+      // (Test keys are only a warning there, and 32-hex tokens need the key on the same line.)
+      if (findCredentials(item).some((f) => f.kind === 'live')) continue;
       if (reporter.lineHas([...path, name], allowMarker)) continue;
       reporter.at(
         [...path, name],
@@ -380,6 +385,7 @@ function checkTrigger(
   registry: ProviderRegistry,
   reporter: DocumentReporter,
   used: Set<string>,
+  unknownRefs: Set<string>,
 ): { schemas: unknown[]; label: string } {
   const trigger = record(spec.trigger);
   const none = { schemas: [], label: '' };
@@ -388,6 +394,7 @@ function checkTrigger(
   const connectionOf = (name: unknown, path: DocPath): LoadedProvider | undefined => {
     if (typeof name !== 'string') return undefined;
     if (!connectionProviders.has(name)) {
+      unknownRefs.add(name);
       reporter.at(
         path,
         'PB_REF_UNKNOWN_CONNECTION',
@@ -549,7 +556,7 @@ let zones: string[] | undefined;
 // Parsing a cron expression in a time zone is slow (luxon); the same few schedules recur.
 const cronIntervals = new Map<string, number>();
 
-/** Checks a cron expression in its time zone; returns the time between two ticks (ms) when it parses. */
+/** Checks a cron expression in its time zone; returns the shortest time between two ticks (ms) when it parses. */
 function checkCron(
   expression: unknown,
   timezone: unknown,
@@ -589,9 +596,17 @@ function checkCron(
   let interval = cronIntervals.get(key);
   try {
     if (interval === undefined) {
+      // The shortest gap over a year of ticks (at most 64): `0 9 * * 3,4` is one day apart once
+      // a week, and monthly schedules differ by month.
       const iterator = CronExpressionParser.parse(expression, { tz, currentDate: new Date('2026-01-01T00:00:00Z') });
-      const first = iterator.next().getTime();
-      interval = iterator.next().getTime() - first;
+      let previous = iterator.next().getTime();
+      interval = Infinity;
+      for (let tick = 0; tick < 64; tick++) {
+        const next = iterator.next().getTime();
+        interval = Math.min(interval, next - previous);
+        previous = next;
+        if (next - Date.UTC(2026, 0, 1) > 366 * 86_400_000) break;
+      }
       if (cronIntervals.size >= 1000) cronIntervals.clear();
       cronIntervals.set(key, interval);
     }
@@ -973,7 +988,9 @@ function effectiveDefault(policy: Json, group: [string], field: string, inherite
   if (!section || section[field] !== undefined) return undefined;
   const fromIntegration = record(inherited?.[group[0]])?.[field];
   const inheritedMs = typeof fromIntegration === 'string' ? parseDurationMs(fromIntegration) : undefined;
-  return inheritedMs ?? policyDefaultsMs[group[0]]?.[field];
+  // An invalid integration value is reported there; the step falls back to the schema default.
+  const usable = inheritedMs !== undefined && inheritedMs >= 1 ? inheritedMs : undefined;
+  return usable ?? policyDefaultsMs[group[0]]?.[field];
 }
 
 /**
@@ -1003,14 +1020,17 @@ function checkPolicy(policy: Json | undefined, path: DocPath, reporter: Document
   const initial = durationAt(['retry', 'initialDelay'], limits.maxDurationMs, 'retry.initialDelay') ?? orDefault(policy, ['retry'], 'initialDelay');
   const maxDelay = durationAt(['retry', 'maxDelay'], limits.maxDurationMs, 'retry.maxDelay') ?? orDefault(policy, ['retry'], 'maxDelay');
   const maxAge = durationAt(['retry', 'maxAge'], limits.maxAgeMs, 'retry.maxAge') ?? orDefault(policy, ['retry'], 'maxAge');
-  if (initial !== undefined && maxDelay !== undefined && initial > maxDelay) {
+  // A pair is compared only when this policy sets at least one side: a contradiction made
+  // entirely of inherited or default values belongs to where they are written.
+  const setHere = (group: string, ...fields: string[]) => fields.some((f) => record(policy[group])?.[f] !== undefined);
+  if (initial !== undefined && maxDelay !== undefined && initial > maxDelay && setHere('retry', 'initialDelay', 'maxDelay')) {
     reporter.at(
       [...path, 'retry', 'initialDelay'],
       'PB_POLICY_INCONSISTENT',
       `retry.initialDelay (${formatDurationMs(initial)}) is longer than retry.maxDelay (${formatDurationMs(maxDelay)})`,
     );
   }
-  if (initial !== undefined && maxAge !== undefined && initial >= maxAge) {
+  if (initial !== undefined && maxAge !== undefined && initial >= maxAge && setHere('retry', 'initialDelay', 'maxAge')) {
     reporter.at(
       [...path, 'retry', 'maxAge'],
       'PB_POLICY_INCONSISTENT',
@@ -1018,7 +1038,17 @@ function checkPolicy(policy: Json | undefined, path: DocPath, reporter: Document
     );
   }
   const retry = record(policy.retry);
-  if (retry && Array.isArray(retry.retryOn) && retry.retryOn.length === 0 && typeof retry.maxAttempts === 'number' && retry.maxAttempts > 1) {
+  const inheritedRetry = record(inherited?.retry);
+  const retryOn = retry?.retryOn ?? inheritedRetry?.retryOn;
+  const maxAttempts = retry?.maxAttempts ?? inheritedRetry?.maxAttempts;
+  if (
+    retry &&
+    (retry.retryOn !== undefined || retry.maxAttempts !== undefined) &&
+    Array.isArray(retryOn) &&
+    retryOn.length === 0 &&
+    typeof maxAttempts === 'number' &&
+    maxAttempts > 1
+  ) {
     reporter.at(
       [...path, 'retry', 'retryOn'],
       'PB_POLICY_INCONSISTENT',
@@ -1030,7 +1060,7 @@ function checkPolicy(policy: Json | undefined, path: DocPath, reporter: Document
   const headers = durationAt(['timeout', 'headers'], limits.maxTimeoutMs, 'timeout.headers') ?? orDefault(policy, ['timeout'], 'headers');
   const total = durationAt(['timeout', 'total'], limits.maxTimeoutMs, 'timeout.total') ?? orDefault(policy, ['timeout'], 'total');
   for (const [name, part] of [['connect', connect], ['headers', headers]] as const) {
-    if (part !== undefined && total !== undefined && part > total) {
+    if (part !== undefined && total !== undefined && part > total && setHere('timeout', name, 'total')) {
       reporter.at(
         [...path, 'timeout', name],
         'PB_POLICY_INCONSISTENT',

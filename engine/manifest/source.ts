@@ -1,4 +1,16 @@
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import {
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseAllDocuments,
+  Scalar,
+  type Document,
+  type Node,
+  type YAMLMap,
+} from 'yaml';
 import { makeDiagnostic, type Diagnostic, type Position } from '../diag/diagnostic.js';
 
 /** Limits that keep a hostile file from exhausting the validator or the daemon. */
@@ -143,6 +155,7 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
   docs.forEach((doc, index) => {
     let broken = false;
     let overflowReported = false;
+    const unquotedLines = new Set<number>();
     for (const error of doc.errors) {
       broken = true;
       // The parser catches its own stack overflow on absurd flow nesting and reports it as an error.
@@ -152,6 +165,25 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
       const end = positionAt(lineCounter, error.pos[1]);
       if (overflow && overflowReported) continue;
       overflowReported ||= overflow;
+      // `text: {{ $join(a, ', ') }}` is a flow-mapping syntax error to YAML: say what it really is.
+      const line = text.slice(text.lastIndexOf('\n', error.pos[0]) + 1, lineEnd(text, error.pos[0]));
+      const unquoted = /(^|:\s|^\s*-\s|\[\s*|,\s*)\{\{/.exec(line);
+      if (!overflow && unquoted) {
+        const lineStart = text.lastIndexOf('\n', error.pos[0]) + 1;
+        const at = lineStart + unquoted.index + unquoted[0].indexOf('{{');
+        if (!unquotedLines.has(lineStart)) {
+          unquotedLines.add(lineStart);
+          diagnostics.push(
+            makeDiagnostic(
+              'PB_YAML_UNQUOTED_EXPRESSION',
+              'this {{ }} is not quoted, so YAML reads it as a mapping and fails; put the value in quotes: "{{ … }}"',
+              file,
+              positionAt(lineCounter, at),
+            ),
+          );
+        }
+        continue;
+      }
       const message = overflow
         ? `values are nested too deeply (limit ${sourceLimits.maxDepth} levels); flatten this structure`
         : describeYamlError(error.code, error.message, text.slice(error.pos[0], lineEnd(text, error.pos[0])));
@@ -184,7 +216,7 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
         ),
       );
     }
-    for (const unquoted of findUnquotedExpressions(doc.contents)) {
+    for (const unquoted of findUnquotedExpressions(doc.contents, text)) {
       diagnostics.push(
         makeDiagnostic(
           'PB_YAML_UNQUOTED_EXPRESSION',
@@ -211,7 +243,15 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
     try {
       value = doc.toJS({ maxAliasCount: sourceLimits.maxAliasCount });
     } catch (error) {
-      if (error instanceof ReferenceError || (error instanceof Error && /alias/i.test(error.message))) {
+      if (error instanceof Error && /merge sources/i.test(error.message)) {
+        const merge = firstMergeKey(doc.contents);
+        const at = merge?.range ? positionAt(lineCounter, merge.range[0]) : docStart;
+        diagnostics.push(
+          makeDiagnostic('PB_YAML_SYNTAX', 'a merge key (<<) must refer to a mapping or a list of mappings, such as <<: *defaults', file, at),
+        );
+        return;
+      }
+      if (error instanceof ReferenceError || (error instanceof Error && /excessive alias/i.test(error.message))) {
         const alias = firstAlias(doc.contents);
         const at = alias?.range ? positionAt(lineCounter, alias.range[0]) : docStart;
         diagnostics.push(
@@ -255,9 +295,10 @@ function findDuplicateKeys(root: unknown): { key: string; start: number; end: nu
   while (stack.length > 0) {
     const node = stack.pop();
     if (isMap(node)) {
+      // Keys are compared as the JavaScript object will see them: `1` and "1" are one key.
       const seenKeys = new Set<unknown>();
       node.items = node.items.filter((pair) => {
-        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        const key = isScalar(pair.key) ? String(pair.key.value) : pair.key;
         if (!seenKeys.has(key)) {
           seenKeys.add(key);
           return true;
@@ -278,19 +319,32 @@ function findDuplicateKeys(root: unknown): { key: string; start: number; end: nu
  * Finds `key: {{ expr }}` written without quotes: YAML reads it as a flow mapping whose only key
  * is another flow mapping, and the expression silently disappears.
  */
-function findUnquotedExpressions(root: unknown): { start: number; end: number }[] {
+function findUnquotedExpressions(root: unknown, text: string): { start: number; end: number }[] {
   const found: { start: number; end: number }[] = [];
+  const isUnquoted = (node: unknown): node is YAMLMap & { range: [number, number, number] } => {
+    if (!isMap(node) || !node.flow || node.items.length !== 1 || !node.range) return false;
+    const [first] = node.items;
+    return isMap(first?.key) && first.key.flow === true && first.value === null;
+  };
+  // The mapping is replaced by the string the author meant, so the expression is still checked
+  // and nothing else reports the value as a mapping.
+  const asString = (node: YAMLMap & { range: [number, number, number] }) => {
+    found.push({ start: node.range[0], end: node.range[1] });
+    const scalar = new Scalar(text.slice(node.range[0], node.range[1]));
+    scalar.type = Scalar.PLAIN;
+    scalar.range = [node.range[0], node.range[1], node.range[2]];
+    return scalar;
+  };
   const stack: unknown[] = [root];
   while (stack.length > 0) {
     const node = stack.pop();
     if (isMap(node)) {
-      const [first] = node.items;
-      if (node.flow && node.items.length === 1 && isMap(first?.key) && first.key.flow && first.value === null && node.range) {
-        found.push({ start: node.range[0], end: node.range[1] });
-        continue;
+      for (const pair of node.items) {
+        if (isUnquoted(pair.value)) pair.value = asString(pair.value);
+        else stack.push(pair.value);
       }
-      for (const pair of node.items) stack.push(pair.value);
     } else if (isSeq(node)) {
+      node.items = node.items.map((item) => (isUnquoted(item) ? asString(item) : item));
       stack.push(...node.items);
     }
   }
@@ -301,6 +355,22 @@ function findUnquotedExpressions(root: unknown): { start: number; end: number }[
 function isEmptyDocument(doc: Document.Parsed): boolean {
   const contents = doc.contents as unknown;
   return contents === null || (isScalar(contents) && contents.value === null && (contents as { source?: string }).source === '');
+}
+
+function firstMergeKey(root: unknown): Node | undefined {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (isScalar(pair.key) && (pair.key.value === '<<' || (pair.key as { source?: string }).source === '<<')) return pair.key;
+        stack.push(pair.value);
+      }
+    } else if (isSeq(node)) {
+      stack.push(...node.items);
+    }
+  }
+  return undefined;
 }
 
 function firstAlias(node: unknown): Node | undefined {

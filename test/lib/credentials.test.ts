@@ -257,3 +257,14 @@ describe('maskCredentials', () => {
     );
   });
 });
+
+describe('looksSecretName: the key must name the secret', () => {
+  it.each(['password', 'apiToken', 'api_key', 'clientSecret', 'authToken', 'X-Auth-Token', 'privateKey', 'jwtSecret'])(
+    '%s names a secret',
+    (name) => expect(looksSecretName(name)).toBe(true),
+  );
+  it.each(['tokenUrl', 'authDomain', 'tokenType', 'passwordPolicy', 'secretName', 'authMode', 'tokenId', 'author', 'auth'])(
+    '%s only mentions one',
+    (name) => expect(looksSecretName(name)).toBe(false),
+  );
+});
