@@ -276,7 +276,7 @@ export interface ProviderRetry {
   errorCodes?: string[];
 }
 /**
- * How list operations page.
+ * How list operations page. Set on the provider for all its operations, or on one operation when it differs (another `itemsPath`, another cursor).
  */
 export interface ProviderPagination {
   /**
@@ -520,7 +520,7 @@ export interface ProviderOperation {
    * OAuth scopes the operation needs.
    */
   scopes?: string[];
-  pagination?: ProviderPagination1;
+  pagination?: ProviderPagination;
 }
 /**
  * Schema of the inputs (`type: object` with `properties` and `required`).
@@ -530,40 +530,3 @@ export interface JsonSchemaObject1 {}
  * Schema of the parsed response.
  */
 export interface JsonSchemaObject2 {}
-/**
- * How list operations page.
- */
-export interface ProviderPagination1 {
-  /**
-   * `cursor`: a token from the response is sent back; `page`/`offset`: numbers; `link`: RFC 8288 `Link: rel=next` header.
-   */
-  style: 'none' | 'cursor' | 'page' | 'offset' | 'link';
-  /**
-   * Path of the item array in the response (`data`).
-   */
-  itemsPath?: string;
-  /**
-   * Input that receives the cursor (`starting_after`, `cursor`, `page_info`).
-   */
-  cursorParam?: string;
-  /**
-   * Response path of the next cursor (`response_metadata.next_cursor`); for Stripe-style APIs, the id of the last item (`data[-1].id`).
-   */
-  cursorPath?: string;
-  /**
-   * Response path of a boolean saying more pages exist (`has_more`).
-   */
-  hasMorePath?: string;
-  /**
-   * Input holding the page number or offset.
-   */
-  pageParam?: string;
-  /**
-   * Input holding the page size.
-   */
-  limitParam?: string;
-  /**
-   * Largest page size the provider allows.
-   */
-  maxPageSize?: number;
-}
