@@ -113,8 +113,3 @@ export const codes = {
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;
-
-/** True when `value` is one of the catalogue's codes. */
-export function isCode(value: string): value is Code {
-  return Object.hasOwn(codes, value);
-}

@@ -16,8 +16,6 @@ import { checkCron } from './check-schedule.js';
 import { record, text, type Json } from './json-access.js';
 import { formatPath, type DocPath, type DocumentReporter } from './report.js';
 
-export { expressionRoots } from './check-expressions.js';
-
 /** Shape of `event` for schedule triggers. */
 const scheduleEventSchema = {
   type: 'object',
@@ -89,12 +87,11 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
   });
 
   const eventSchemas = checkTrigger(spec, connectionProviders, registry, reporter, used, unknownConnectionRefs);
-  const pollConnection = text(record(record(spec.trigger)?.poll)?.connection);
-  if (pollConnection !== undefined) called.add(pollConnection);
   const context: ExpressionContext = { reporter, stepIds, vars, eventSchemas, currentStep: undefined };
 
-  const trigger = record(spec.trigger);
-  const poll = record(trigger?.poll);
+  const poll = record(record(spec.trigger)?.poll);
+  const pollConnection = text(poll?.connection);
+  if (pollConnection !== undefined) called.add(pollConnection);
   if (poll) checkTemplates(poll.with, ['spec', 'trigger', 'poll', 'with'], { ...context, currentStep: -1 });
 
   let unresolvedCalls = false;
@@ -102,9 +99,7 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
     const step = record(raw);
     if (!step) return;
     const path: DocPath = ['spec', 'steps', index];
-    const explicitConnection = text(step.connection);
-    if (explicitConnection !== undefined && !Object.hasOwn(connections, explicitConnection)) unknownConnectionRefs.add(explicitConnection);
-    const resolved = checkStep(step, path, index, connections, registry, reporter, used);
+    const resolved = checkStep(step, path, index, connections, registry, reporter, used, unknownConnectionRefs);
     if (resolved === false) unresolvedCalls = true;
     else if (resolved !== true) called.add(resolved);
     const stepContext = { ...context, currentStep: index };
@@ -139,10 +134,9 @@ export function checkIntegration(value: unknown, reporter: DocumentReporter, reg
     );
   }
 
-  // A step whose call does not resolve may be meant for any connection: advising to remove one
-  // would be wrong until the call is fixed.
-  // A misspelt reference was probably meant for the connection it is closest to: that one is
-  // not unused, but any other is.
+  // Advice to remove an unused connection must not be wrong: a step whose call does not resolve
+  // may be meant for any connection (no warnings until it is fixed), and a misspelt reference
+  // was probably meant for the connection it is closest to (that one is exempt).
   const meantFor = new Set([...unknownConnectionRefs].map((ref) => closestName(ref, Object.keys(connections))));
   const unresolved = unresolvedCalls || !Array.isArray(spec.steps);
   for (const name of unresolved ? [] : Object.keys(connections).filter((n) => !meantFor.has(n))) {
@@ -539,6 +533,7 @@ function checkStep(
   registry: ProviderRegistry,
   reporter: DocumentReporter,
   used: Set<string>,
+  unknownRefs: Set<string>,
 ): boolean | string {
   const call = text(step.call);
   if (call === undefined || !/^[a-z][-a-z0-9]*\.[A-Za-z0-9_.-]+$/.test(call)) return false;
@@ -556,6 +551,7 @@ function checkStep(
   let chosen: string | undefined;
   if (explicit !== undefined) {
     if (!Object.hasOwn(connections, explicit)) {
+      unknownRefs.add(explicit);
       reporter.at(
         [...path, 'connection'],
         'PB_REF_UNKNOWN_CONNECTION',

@@ -12,8 +12,6 @@ export type DocPath = readonly (string | number)[];
 export class DocumentReporter {
   readonly source: SourceDocument;
   private readonly sink: Diagnostic[];
-  /** Codes reported for this document so far. */
-  readonly emitted = new Set<Code>();
   private readonly suppressed = new Set<Code>();
 
   constructor(source: SourceDocument, sink: Diagnostic[]) {
@@ -47,7 +45,6 @@ export class DocumentReporter {
   /** Reports `code` at explicit offsets into the file's text. */
   atOffsets(start: number, end: number, code: Code, message: string, severity?: Severity): void {
     if (this.suppressed.has(code)) return;
-    this.emitted.add(code);
     const lc = this.source.lineCounter;
     this.sink.push(makeDiagnostic(code, message, this.source.file, positionAt(lc, start), positionAt(lc, end), severity));
   }

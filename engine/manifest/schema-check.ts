@@ -48,7 +48,8 @@ export async function loadSchemaValidators(): Promise<SchemaValidators> {
   return cached;
 }
 
-function pointerToPath(pointer: string): (string | number)[] {
+/** Turns a JSON pointer (`/spec/steps/0`) into a document path (`['spec', 'steps', 0]`). */
+export function pointerToPath(pointer: string): (string | number)[] {
   if (pointer === '') return [];
   return pointer
     .slice(1)
@@ -73,9 +74,12 @@ interface SchemaNode {
  */
 export function checkSchema(validate: ValidateFunction, value: unknown, reporter: DocumentReporter): boolean {
   if (validate(value)) return true;
-  const errors = collapse(validate.errors ?? []);
-  for (const error of errors) reportSchemaError(error, reporter);
-  return errors.length === 0;
+  const raw = validate.errors ?? [];
+  const errors = collapse(raw);
+  // Collapsing keeps the most specific errors; should it keep none, the first raw one is still
+  // reported, so an invalid document never passes silently.
+  for (const error of errors.length > 0 ? errors : raw.slice(0, 1)) reportSchemaError(error, reporter);
+  return false;
 }
 
 // Ajv reports a failing `oneOf`/`discriminator` both as the branch's errors and as a summary;

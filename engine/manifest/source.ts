@@ -54,8 +54,8 @@ export function positionAt(lineCounter: LineCounter, offset: number): Position {
   return { line, column: col };
 }
 
-const yamlCodeMap: Record<string, 'PB_YAML_DUPLICATE_KEY' | 'PB_YAML_TAB' | 'PB_YAML_ALIAS_LIMIT'> = {
-  DUPLICATE_KEY: 'PB_YAML_DUPLICATE_KEY',
+// Duplicate keys are not among them: `findDuplicateKeys` reports those (see parseSource).
+const yamlCodeMap: Record<string, 'PB_YAML_TAB'> = {
   TAB_AS_INDENT: 'PB_YAML_TAB',
 };
 
@@ -186,7 +186,7 @@ export function parseSource(file: string, bytes: Uint8Array): ParsedFile {
       }
       const message = overflow
         ? `values are nested too deeply (limit ${sourceLimits.maxDepth} levels); flatten this structure`
-        : describeYamlError(error.code, error.message, text.slice(error.pos[0], lineEnd(text, error.pos[0])));
+        : describeYamlError(error.code, error.message);
       diagnostics.push(makeDiagnostic(code, message, file, start, end));
     }
     const startOffset = doc.range[0];
@@ -389,14 +389,10 @@ function firstAlias(node: unknown): Node | undefined {
   return undefined;
 }
 
-function describeYamlError(code: string, message: string, excerpt: string): string {
+function describeYamlError(code: string, message: string): string {
   // The parser's messages end with a source excerpt after a colon and newline; keep the first line.
   const first = message.split('\n')[0]!.replace(/ at line \d+, column \d+$/, '').replace(/:$/, '');
   switch (code) {
-    case 'DUPLICATE_KEY': {
-      const key = excerpt.split('\n')[0]!.replace(/:.*$/, '').trim().slice(0, 80);
-      return `key ${key ? `"${key}" ` : ''}appears twice in the same mapping; YAML would keep only one — remove or rename the other`;
-    }
     case 'TAB_AS_INDENT':
       return 'tab used for indentation; indent with spaces only';
     default:

@@ -12,7 +12,7 @@ import type { ProviderDocument } from '../types/provider.generated.js';
 import { checkProvider, type SchemaProblem } from './provider-check.js';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { DocumentReporter } from './report.js';
-import { checkSchema, loadSchemaValidators, type DocumentKind } from './schema-check.js';
+import { checkSchema, loadSchemaValidators, pointerToPath, type DocumentKind } from './schema-check.js';
 import { allowMarker, findCredentials } from '../lib/credentials.js';
 import { locate, parseSource, positionAt, sourceLimits, type SourceDocument } from './source.js';
 
@@ -79,7 +79,7 @@ export function findManifestFiles(paths: readonly string[], cwd: string, require
     try {
       entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
     } catch (error) {
-      throw new PatchbayError('PB_IO', `cannot read folder ${relativeTo(cwd, dir)}: ${ioReason(error)}`, { cause: error });
+      throw new PatchbayError('PB_IO', `cannot read folder ${displayName(dir, cwd)}: ${ioReason(error)}`, { cause: error });
     }
     for (const entry of entries) {
       if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
@@ -138,11 +138,7 @@ function ioReason(error: unknown): string {
   }
 }
 
-function relativeTo(cwd: string, file: string): string {
-  const rel = relative(cwd, file);
-  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
-}
-
+/** The path relative to `cwd` when it lies inside it, else as given: how files are shown. */
 function displayName(file: string, cwd: string): string {
   const rel = relative(cwd, file);
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
@@ -161,6 +157,7 @@ interface ClassifiedDocument {
   readonly source: SourceDocument;
   readonly kind: DocumentKind;
   readonly reporter: DocumentReporter;
+  readonly origin: LoadedProvider['origin'];
   schemaValid: boolean;
 }
 
@@ -200,7 +197,7 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
 
   const registry = new ProviderRegistry();
   const snapshot = (options.catalogueSnapshot ?? true) ? readCatalogueSnapshot() : undefined;
-  const classified: (ClassifiedDocument & { origin: LoadedProvider['origin'] })[] = [];
+  const classified: ClassifiedDocument[] = [];
   let documentCount = 0;
   for (const { file, origin, counted } of ordered) {
     let bytes: Buffer;
@@ -262,7 +259,7 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
 
   const integrations: LoadedIntegration[] = [];
   const firstByName = new Map<string, ClassifiedDocument>();
-  const validateSchema = await schemaChecker();
+  const validateSchema = schemaChecker();
 
   for (const entry of classified) {
     const value = entry.source.value as { metadata?: { name?: unknown } };
@@ -270,7 +267,8 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
     if (name === undefined) continue;
     const key = `${entry.kind}/${name}`;
     const first = firstByName.get(key);
-    if (first && !(first.kind === 'Provider' && (first as { origin?: string }).origin === 'bundled' && entry.origin === 'user')) {
+    // A user's provider may replace a bundled one of the same name; any other repeat is an error.
+    if (first && !(first.kind === 'Provider' && first.origin === 'bundled' && entry.origin === 'user')) {
       const where = locate(first.source, ['metadata', 'name']);
       const pos = positionAt(first.source.lineCounter, where.start);
       entry.reporter.at(
@@ -288,12 +286,8 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
     }
   }
 
-  const errorCountBefore = new Map<SourceDocument, number>();
   for (const entry of classified) {
-    if (entry.kind !== 'Integration') continue;
-    const before = diagnostics.length;
-    checkIntegration(entry.source.value, entry.reporter, registry);
-    errorCountBefore.set(entry.source, before);
+    if (entry.kind === 'Integration') checkIntegration(entry.source.value, entry.reporter, registry);
   }
 
   // An integration is usable when no error points into its document's range of its file.
@@ -358,7 +352,7 @@ function classify(source: SourceDocument, reporter: DocumentReporter): DocumentK
  * A function that checks a JSON Schema against the 2020-12 meta-schema and returns its first
  * problem with the path inside the schema. The Ajv instance is built on first use only.
  */
-async function schemaChecker(): Promise<(schema: unknown) => SchemaProblem | undefined> {
+function schemaChecker(): (schema: unknown) => SchemaProblem | undefined {
   let ajv: InstanceType<typeof Ajv2020.default> | undefined;
   return (schema: unknown) => {
     // Provider input schemas come from OpenAPI documents and use its annotations (`example`,
@@ -367,11 +361,7 @@ async function schemaChecker(): Promise<(schema: unknown) => SchemaProblem | und
     if (ajv.validateSchema(schema as object) === true) return undefined;
     const error = ajv.errors?.[0];
     if (!error) return { path: [], message: 'not a valid JSON Schema' };
-    const path = error.instancePath
-      .split('/')
-      .slice(1)
-      .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
-      .map((s) => (/^(0|[1-9][0-9]*)$/.test(s) ? Number(s) : s));
+    const path = pointerToPath(error.instancePath);
     const allowed = (error.params as { allowedValues?: unknown[] }).allowedValues;
     const detail = allowed ? ` (one of ${allowed.join(', ')})` : '';
     return { path, message: `${error.instancePath || 'the schema'} ${error.message ?? 'is invalid'}${detail}` };

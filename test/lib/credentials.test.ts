@@ -211,6 +211,11 @@ describe('credentials in manifests (validateManifests)', () => {
 });
 
 describe('findCredentials: what is not a credential', () => {
+  it('needs letters and digits mixed, as generated keys have, before calling sk-… an OpenAI key', () => {
+    expect(findCredentials(`a: sk-${'abcdefghij'.repeat(4)}\n`)).toEqual([]);
+    expect(findCredentials(`a: sk-${'abcde12345'.repeat(4)}\n`).map((f) => f.label)).toEqual(['OpenAI API key']);
+  });
+
   it('leaves slugs that merely start like keys alone', () => {
     const text = [
       'metadata: { name: sk-customer-success-announcements }',
