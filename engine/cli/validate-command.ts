@@ -103,31 +103,9 @@ export function applyStrict(diagnostics: Diagnostic[], strict: boolean): Diagnos
   return strict ? diagnostics.map((d) => (d.severity === 'warning' ? { ...d, severity: 'error' } : d)) : diagnostics;
 }
 
-/** Runs validation for the CLI; prints usage/IO errors and returns the exit code, or the result. */
-export async function runValidation(
-  flags: ValidateFlags,
-  io: CliIO,
-): Promise<{ result: ValidationResult; diagnostics: Diagnostic[] } | number> {
-  try {
-    const result = await validateManifests({
-      paths: flags.paths,
-      providerDirs: flags.providerDirs,
-      bundledProviders: flags.catalogue,
-      cwd: io.cwd,
-    });
-    return { result, diagnostics: applyStrict(result.diagnostics, flags.strict) };
-  } catch (error) {
-    if (error instanceof PatchbayError && error.code === 'PB_IO') {
-      io.stderr.write(`patchbay: ${maskCredentials(error.message)}\n`);
-      return ExitCode.usage;
-    }
-    throw error;
-  }
-}
-
 /**
- * Parses flags and validates for `command`; prints help or a usage error and returns the exit
- * code instead when the command line asks for it or is wrong.
+ * Parses flags and validates for `command`; prints help, a usage error or an unreadable path
+ * and returns the exit code instead when the command line asks for it or is wrong.
  */
 export async function validateForCommand(
   command: string,
@@ -144,16 +122,28 @@ export async function validateForCommand(
     io.stderr.write(`patchbay ${command}: ${flags.error}\n\n${commandHelp}`);
     return ExitCode.usage;
   }
-  const outcome = await runValidation(flags, io);
-  return typeof outcome === 'number' ? outcome : { flags, ...outcome };
+  try {
+    const result = await validateManifests({
+      paths: flags.paths,
+      providerDirs: flags.providerDirs,
+      bundledProviders: flags.catalogue,
+      cwd: io.cwd,
+    });
+    return { flags, result, diagnostics: applyStrict(result.diagnostics, flags.strict) };
+  } catch (error) {
+    if (error instanceof PatchbayError && error.code === 'PB_IO') {
+      io.stderr.write(`patchbay: ${maskCredentials(error.message)}\n`);
+      return ExitCode.usage;
+    }
+    throw error;
+  }
 }
 
 /** `patchbay validate`: prints diagnostics in the chosen format; exit 1 when any error remains. */
 export async function runValidate(argv: readonly string[], io: CliIO): Promise<number> {
   const outcome = await validateForCommand('validate', help, argv, io);
   if (typeof outcome === 'number') return outcome;
-  const { flags } = outcome;
-  const { result, diagnostics } = outcome;
+  const { flags, result, diagnostics } = outcome;
   const summary = { files: result.files, documents: result.documents };
   const output =
     flags.format === 'json'
