@@ -222,6 +222,12 @@ export interface Connection {
    * Base URL for generic providers (`http`, `graphql`, `soap`), or an override for a curated one (a regional endpoint).
    */
   baseUrl?: string;
+  /**
+   * Private, loopback or link-local addresses this connection may reach, as CIDR blocks or single addresses. Refused by default (server-side request forgery guard); list only what you own, e.g. a test server on `127.0.0.1/32`.
+   *
+   * @minItems 1
+   */
+  allowPrivateAddresses?: [string, ...string[]];
 }
 /**
  * No credentials (public APIs, or a provider reached through a network you trust).

@@ -79,6 +79,12 @@ export interface ProviderSpec {
     [k: string]: ProviderVariable;
   };
   /**
+   * Headers sent with every request, with `{variable}` placeholders (Plaid's `PLAID-CLIENT-ID: "{clientId}"`).
+   */
+  headers?: {
+    [k: string]: string;
+  };
+  /**
    * Accepted auth schemes.
    *
    * @minItems 1
@@ -148,9 +154,13 @@ export interface ProviderAuthScheme {
    */
   name?: string;
   /**
-   * For `apiKey`: text put before the key in the header (`Bearer `, `token `).
+   * Text put before the credential in its header: for `apiKey` (`token `), and for `bearer`, `oauth2` and `jwt` when `header` is not `Authorization` (`""` sends the bare token). Defaults to `Bearer ` for those.
    */
   prefix?: string;
+  /**
+   * For `bearer`, `oauth2` and `jwt`: the header that carries the token, when it is not `Authorization` (Shopify `X-Shopify-Access-Token`).
+   */
+  header?: string;
   /**
    * For `oauth2` and `jwt` exchanges: token endpoint, may use `{variables}`.
    */
@@ -167,6 +177,22 @@ export interface ProviderAuthScheme {
    * For `jwt`: the signed JWT is exchanged at `tokenUrl` for an access token (Google service accounts) instead of being sent as the bearer token (GitHub Apps).
    */
   tokenExchange?: boolean;
+  /**
+   * For `jwt` with `tokenExchange`: `assertion` posts the JWT as an RFC 7523 `jwt-bearer` grant (Google service accounts); `bearer` posts to `tokenUrl` with the JWT as the bearer token (GitHub App installation tokens).
+   */
+  exchange?: 'assertion' | 'bearer';
+  /**
+   * For token exchanges: path of the access token in the token endpoint's JSON answer (`token` for GitHub).
+   */
+  tokenPath?: string;
+  /**
+   * For token exchanges that answer an expiry time instead of `expires_in` seconds: its path (`expires_at` for GitHub).
+   */
+  expiresAtPath?: string;
+  /**
+   * For `oauth2`: how the client id and secret reach the token endpoint, HTTP basic (RFC 6749 §2.3.1) or form fields.
+   */
+  clientAuth?: 'basic' | 'body';
   /**
    * For `oauth2` and `jwt`: scopes the provider knows, with what each allows.
    */
@@ -221,6 +247,10 @@ export interface ProviderRateLimit {
    */
   strategy?: 'requests' | 'cost';
   /**
+   * Most requests in flight at once per credential (Mailchimp allows 10 simultaneous connections).
+   */
+  concurrency?: number;
+  /**
    * Where the limit is documented.
    */
   description?: string;
@@ -238,6 +268,18 @@ export interface ProviderRateLimit {
        * Bucket size; defaults to `requests`.
        */
       burst?: number;
+      /**
+       * As the provider-wide `strategy`, for this tier (Shopify: requests for REST, cost for GraphQL).
+       */
+      strategy?: 'requests' | 'cost';
+      /**
+       * The limit applies per value of this operation input as well as per credential (Slack posts 1 message per second per `channel`).
+       */
+      keyInput?: string;
+      /**
+       * Where the tier is documented.
+       */
+      description?: string;
     };
   };
   /**
@@ -274,15 +316,19 @@ export interface ProviderRetry {
    * Provider error codes (from `errors.codePath`) that retry even with a 4xx or a 200 (Slack `ratelimited`).
    */
   errorCodes?: string[];
+  /**
+   * Provider error codes (from `errors.codePath`) that never retry, even with a status listed in `statuses` (OpenAI `insufficient_quota` comes with a 429).
+   */
+  excludeErrorCodes?: string[];
 }
 /**
  * How list operations page. Set on the provider for all its operations, or on one operation when it differs (another `itemsPath`, another cursor).
  */
 export interface ProviderPagination {
   /**
-   * `cursor`: a token from the response is sent back; `page`/`offset`: numbers; `link`: RFC 8288 `Link: rel=next` header.
+   * `cursor`: a token from the response is sent back; `page`/`offset`: numbers; `link`: RFC 8288 `Link: rel=next` header; `nextUrl`: the response holds the next page's URL or path (Twilio `next_page_uri`).
    */
-  style: 'none' | 'cursor' | 'page' | 'offset' | 'link';
+  style: 'none' | 'cursor' | 'page' | 'offset' | 'link' | 'nextUrl';
   /**
    * Path of the item array in the response (`data`).
    */
@@ -299,6 +345,10 @@ export interface ProviderPagination {
    * Response path of a boolean saying more pages exist (`has_more`).
    */
   hasMorePath?: string;
+  /**
+   * For `nextUrl`: response path of the next page's URL or absolute path; empty or null on the last page.
+   */
+  nextUrlPath?: string;
   /**
    * Input holding the page number or offset.
    */
@@ -364,10 +414,21 @@ export interface ProviderWebhooks {
  */
 export interface WebhookVerification {
   /**
-   * The signature scheme.
+   * The signature scheme. `hmac` is declared entirely by the fields below; the named ones have rules of their own (`sendgrid`: ECDSA with the connection's public key; `plaid`: a JWT signed with a key fetched from Plaid; `awsSns`: an X.509-signed message).
    */
   scheme:
-    'stripe' | 'github' | 'slack' | 'twilio' | 'shopify' | 'standardWebhooks' | 'mailchimp' | 'hmac' | 'none';
+    | 'stripe'
+    | 'github'
+    | 'slack'
+    | 'twilio'
+    | 'shopify'
+    | 'standardWebhooks'
+    | 'mailchimp'
+    | 'sendgrid'
+    | 'plaid'
+    | 'awsSns'
+    | 'hmac'
+    | 'none';
   /**
    * Header carrying the signature.
    */
@@ -449,15 +510,27 @@ export interface ProviderOperation {
   /**
    * HTTP method.
    */
-  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD';
   /**
    * Path after the base URL, with `{input}` or `{variable}` placeholders.
    */
   path?: string;
   /**
-   * How inputs not used in the path, query or headers are encoded.
+   * Base URL for this operation when it differs from the provider's (AWS services, Google Maps Roads); may use `{variables}`. Its host must be in `hosts`.
    */
-  body?: 'none' | 'json' | 'form' | 'xml' | 'multipart' | 'graphql' | 'soap';
+  baseUrl?: string;
+  /**
+   * How inputs not used in the path, query or headers are encoded; `raw` sends the input named by `rawBody` as the body bytes (S3 objects).
+   */
+  body?: 'none' | 'json' | 'form' | 'xml' | 'multipart' | 'graphql' | 'soap' | 'raw';
+  /**
+   * Content type sent instead of the encoding's usual one (`application/x-amz-json-1.0`).
+   */
+  contentType?: string;
+  /**
+   * For `body: raw`: the input whose value is the body (text, or bytes as base64 with `contentEncoding: base64` in its schema).
+   */
+  rawBody?: string;
   /**
    * Inputs sent as query parameters.
    */
@@ -468,8 +541,64 @@ export interface ProviderOperation {
   headers?: {
     [k: string]: string;
   };
+  /**
+   * Constant parts of every request of this operation (the AWS `Action`/`Version` form fields, `X-Amz-Target`).
+   */
+  fixed?: {
+    /**
+     * Header name to constant value.
+     */
+    headers?: {
+      [k: string]: string;
+    };
+    /**
+     * Query parameter to constant value.
+     */
+    query?: {
+      [k: string]: string;
+    };
+    /**
+     * Body fields always sent, merged under the mapped inputs.
+     */
+    body?: {
+      [k: string]: unknown;
+    };
+  };
+  /**
+   * For generic operations: inputs that hold parts of the request itself instead of values to encode.
+   */
+  requestFromInputs?: {
+    /**
+     * Input holding the HTTP method.
+     */
+    method?: string;
+    /**
+     * Input holding a map of query parameters.
+     */
+    query?: string;
+    /**
+     * Input holding a map of extra headers.
+     */
+    headers?: string;
+    /**
+     * Input holding the whole body.
+     */
+    body?: string;
+    /**
+     * Input holding the body encoding (`json`, `form`, `text`).
+     */
+    contentType?: string;
+  };
   input: JsonSchemaObject1;
   output?: JsonSchemaObject2;
+  /**
+   * How the answer is parsed into the step output: JSON, XML (AWS query APIs, S3 errors), text, bytes as base64, or nothing (status and headers only).
+   */
+  responseFormat?: 'json' | 'xml' | 'text' | 'binary' | 'empty';
+  /**
+   * A realistic input, valid against `input`: shown in docs and used by the sandbox and the request tests.
+   */
+  example?: {};
   /**
    * For GraphQL operations: the document; inputs are its variables.
    */
@@ -521,6 +650,10 @@ export interface ProviderOperation {
    */
   scopes?: string[];
   pagination?: ProviderPagination;
+  /**
+   * For `awsSigV4`: the signing name of this operation's service when it differs from the scheme's `service` (`email` for SES, `sns`, `sqs`, `s3`).
+   */
+  awsService?: string;
 }
 /**
  * Schema of the inputs (`type: object` with `properties` and `required`).
