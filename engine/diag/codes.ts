@@ -110,6 +110,7 @@ export const codes = {
   // Provider definitions.
   PB_PROVIDER_BAD_SCHEMA: entry('error', "An operation's input or an event's payload schema is not a valid JSON Schema."),
   PB_PROVIDER_BAD_REFERENCE: entry('error', 'A provider definition refers to a variable, input or tier it does not declare.'),
+  PB_PROVIDER_BAD_EXAMPLE: entry('error', "An operation's `example` does not match its input schema."),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;

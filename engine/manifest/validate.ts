@@ -11,6 +11,7 @@ import { checkIntegration } from './integration-check.js';
 import type { ProviderDocument } from '../types/provider.generated.js';
 import { checkProvider, type SchemaProblem } from './provider-check.js';
 import Ajv2020 from 'ajv/dist/2020.js';
+import type { ErrorObject } from 'ajv';
 import { DocumentReporter } from './report.js';
 import { checkSchema, loadSchemaValidators, pointerToPath, type DocumentKind } from './schema-check.js';
 import { allowMarker, findCredentials } from '../lib/credentials.js';
@@ -259,7 +260,7 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
 
   const integrations: LoadedIntegration[] = [];
   const firstByName = new Map<string, ClassifiedDocument>();
-  const validateSchema = schemaChecker();
+  const { validateSchema, validateValue } = schemaChecker();
 
   for (const entry of classified) {
     const value = entry.source.value as { metadata?: { name?: unknown } };
@@ -281,7 +282,7 @@ export async function validateManifests(options: ValidateOptions): Promise<Valid
     firstByName.set(key, entry);
     if (entry.kind === 'Provider' && entry.schemaValid) {
       const document = entry.source.value as ProviderDocument;
-      checkProvider(document, entry.reporter, validateSchema);
+      checkProvider(document, entry.reporter, validateSchema, validateValue);
       registry.set({ name, document, source: entry.source, origin: entry.origin });
     }
   }
@@ -349,21 +350,41 @@ function classify(source: SourceDocument, reporter: DocumentReporter): DocumentK
 }
 
 /**
- * A function that checks a JSON Schema against the 2020-12 meta-schema and returns its first
- * problem with the path inside the schema. The Ajv instance is built on first use only.
+ * Functions that check a JSON Schema against the 2020-12 meta-schema, and a value against a
+ * schema, each returning the first problem with its path (inside the schema, or inside the
+ * value). The Ajv instance is built on first use only.
  */
-function schemaChecker(): (schema: unknown) => SchemaProblem | undefined {
+function schemaChecker(): {
+  validateSchema: (schema: unknown) => SchemaProblem | undefined;
+  validateValue: (schema: unknown, value: unknown) => SchemaProblem | undefined;
+} {
   let ajv: InstanceType<typeof Ajv2020.default> | undefined;
-  return (schema: unknown) => {
-    // Provider input schemas come from OpenAPI documents and use its annotations (`example`,
-    // `x-…`); only the structure is checked, so unknown keywords are allowed.
-    ajv ??= new Ajv2020.default({ strict: false, validateFormats: false, allErrors: false });
-    if (ajv.validateSchema(schema as object) === true) return undefined;
-    const error = ajv.errors?.[0];
-    if (!error) return { path: [], message: 'not a valid JSON Schema' };
-    const path = pointerToPath(error.instancePath);
+  // Provider input schemas come from OpenAPI documents and use its annotations (`example`,
+  // `x-…`); only the structure is checked, so unknown keywords are allowed.
+  const instance = () => (ajv ??= new Ajv2020.default({ strict: false, validateFormats: false, allErrors: false }));
+  const firstProblem = (errors: ErrorObject[] | null | undefined): SchemaProblem => {
+    const error = errors?.[0];
+    if (!error) return { path: [], message: 'not valid' };
     const allowed = (error.params as { allowedValues?: unknown[] }).allowedValues;
     const detail = allowed ? ` (one of ${allowed.join(', ')})` : '';
-    return { path, message: `${error.instancePath || 'the schema'} ${error.message ?? 'is invalid'}${detail}` };
+    return { path: pointerToPath(error.instancePath), message: `${error.instancePath || 'the value'} ${error.message ?? 'is invalid'}${detail}` };
+  };
+  return {
+    validateSchema: (schema) => {
+      const checker = instance();
+      if (checker.validateSchema(schema as object) === true) return undefined;
+      return firstProblem(checker.errors);
+    },
+    validateValue: (schema, value) => {
+      const checker = instance();
+      let validate;
+      try {
+        validate = checker.compile(schema as object);
+      } catch {
+        // An uncompilable schema is already reported by validateSchema.
+        return undefined;
+      }
+      return validate(value) ? undefined : firstProblem(validate.errors);
+    },
   };
 }

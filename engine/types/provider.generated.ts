@@ -379,6 +379,16 @@ export interface ProviderErrors {
    */
   okPath?: string;
   /**
+   * Path of a status string in every answer (Google Maps `status`); a value outside `okStatuses` is a failure even with HTTP 200, and is the error code.
+   */
+  statusPath?: string;
+  /**
+   * Values of `statusPath` that mean success (`OK`, `ZERO_RESULTS`).
+   *
+   * @minItems 1
+   */
+  okStatuses?: [string, ...string[]];
+  /**
    * A non-empty `errors` array in a 200 is a failure.
    */
   graphqlErrors?: boolean;
