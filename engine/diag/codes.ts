@@ -111,6 +111,14 @@ export const codes = {
   PB_PROVIDER_BAD_SCHEMA: entry('error', "An operation's input or an event's payload schema is not a valid JSON Schema."),
   PB_PROVIDER_BAD_REFERENCE: entry('error', 'A provider definition refers to a variable, input or tier it does not declare.'),
   PB_PROVIDER_BAD_EXAMPLE: entry('error', "An operation's `example` does not match its input schema."),
+
+  // Auth at call time.
+  PB_SECRET_UNRESOLVED: entry('error', 'A secret reference names an environment variable that is unset or empty, or a file that cannot be read.'),
+  PB_SECRET_NOT_WRITABLE: entry('error', 'A rotated secret cannot be written back (an `env` reference, or the file cannot be written); it is kept in memory only.'),
+  PB_AUTH_BAD_SETTINGS: entry('error', 'The auth settings cannot work: a missing token URL, header or region, a user name with a colon, an unknown variable.'),
+  PB_AUTH_BAD_KEY: entry('error', 'A private key or signing secret cannot be read as PEM, JWK or a key of the algorithm.'),
+  PB_AUTH_TOKEN_REJECTED: entry('error', 'The token endpoint refused the credentials or grant (`invalid_grant`, `invalid_client`): fix the connection.'),
+  PB_AUTH_TOKEN_UNAVAILABLE: entry('error', 'The token endpoint could not be reached, failed (5xx, 429) or answered without a token.', 'transient'),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;
