@@ -61,6 +61,7 @@ export const codes = {
   PB_STEP_DUPLICATE_ID: entry('error', 'Two steps of an integration share an id.'),
   PB_STEP_MISSING_INPUT: entry('error', 'A required input of the operation is not given.'),
   PB_STEP_UNKNOWN_INPUT: entry('error', 'An input the operation does not declare.'),
+  PB_STEP_INPUT_TYPE: entry('error', "A literal input value does not match the operation's input schema (type, allowed values, form or range)."),
 
   // Connections and auth.
   PB_AUTH_MISSING: entry('error', 'The provider needs credentials and the connection has no `auth`.'),
@@ -119,6 +120,30 @@ export const codes = {
   PB_AUTH_BAD_KEY: entry('error', 'A private key or signing secret cannot be read as PEM, JWK or a key of the algorithm.'),
   PB_AUTH_TOKEN_REJECTED: entry('error', 'The token endpoint refused the credentials or grant (`invalid_grant`, `invalid_client`): fix the connection.'),
   PB_AUTH_TOKEN_UNAVAILABLE: entry('error', 'The token endpoint could not be reached, failed (5xx, 429) or answered without a token.', 'transient'),
+
+  // Outbound HTTP.
+  PB_HTTP_NETWORK: entry('error', 'The connection failed: refused, reset, DNS failure, or closed in the middle of the answer.', 'transient'),
+  PB_HTTP_TIMEOUT: entry('error', 'The call timed out (the message names the phase: connect, headers or body), or the server answered 408.', 'transient'),
+  PB_HTTP_RATE_LIMITED: entry('error', 'The server answered 429 Too Many Requests; retry after its `Retry-After` when it gives one.', 'after'),
+  PB_HTTP_UNAVAILABLE: entry('error', 'The server answered 503 with a `Retry-After`; retry after that delay.', 'after'),
+  PB_HTTP_SERVER_ERROR: entry('error', 'The server answered 5xx (503 without `Retry-After` included).', 'transient'),
+  PB_HTTP_CLIENT_ERROR: entry('error', 'The server refused the request with a 4xx status (other than 408 and 429): fix the request or credentials.'),
+  PB_HTTP_RESPONSE_TOO_LARGE: entry('error', 'The answer, raw or decompressed, is larger than the size limit; it was not read further.'),
+  PB_HTTP_MALFORMED_BODY: entry('error', 'A successful answer does not parse as its declared format (JSON, or its content encoding).'),
+  PB_HTTP_INSECURE: entry('error', 'The URL is not https, and its host is not in the plain-http allowance (local development only).'),
+  PB_HTTP_HOST_NOT_ALLOWED: entry('error', "The URL's host is not among the connection's allowed hosts."),
+  PB_HTTP_PRIVATE_ADDRESS: entry('error', 'The host is or resolves to a loopback, private, link-local (cloud metadata) or reserved address (SSRF guard).'),
+  PB_HTTP_REDIRECT: entry('error', 'A redirect was not followed: following is off, there were too many, or it led to another origin not allowed.'),
+
+  // OpenAPI import.
+  PB_IMPORT_NOT_OPENAPI: entry('error', 'The file given to `provider import` is not an OpenAPI 3.x or Swagger 2.0 document (a Smithy model, a GraphQL schema, …).'),
+  PB_IMPORT_SYNTAX: entry('error', 'The OpenAPI document is not valid JSON or YAML.'),
+  PB_IMPORT_INPUT_TOO_LARGE: entry('error', 'The OpenAPI document is larger than the import limit (64 MiB).'),
+  PB_IMPORT_BAD_REF: entry('error', 'A `$ref` in the OpenAPI document points outside the document or to nothing.'),
+  PB_IMPORT_NO_BASE_URL: entry('error', 'The OpenAPI document gives no absolute server URL; pass `--base-url`.'),
+  PB_IMPORT_NO_OPERATIONS: entry('error', 'No operation of the OpenAPI document could be imported (or `--include` matched none).'),
+  PB_IMPORT_OUTPUT_TOO_LARGE: entry('error', 'The imported provider does not fit the manifest size limit even with minimal schemas; narrow it with `--include`.'),
+  PB_IMPORT_INVALID_OUTPUT: entry('error', 'The imported provider does not pass `patchbay validate`; nothing was written.'),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;

@@ -1,5 +1,6 @@
 import { didYouMean } from '../lib/did-you-mean.js';
 import { looksSecretName } from '../lib/credentials.js';
+import { checkLiteralInput } from './check-literal-types.js';
 import { record, text, type Json } from './json-access.js';
 import type { DocPath, DocumentReporter } from './report.js';
 
@@ -22,7 +23,8 @@ export function checkLiteralCredentialHeaders(headers: Json | undefined, path: D
 
 /**
  * Checks inputs given to an operation against its input schema: unknown names (unless the schema
- * is open), required ones, and "one of" groups (`anyOf`/`oneOf` of `required`, also under `allOf`).
+ * is open), required ones, "one of" groups (`anyOf`/`oneOf` of `required`, also under `allOf`),
+ * and the literal parts of each value against its own schema (`checkLiteralInput`).
  * `suppliedByCursor` names an input a poll trigger fills in itself.
  */
 export function checkInputs(
@@ -39,6 +41,9 @@ export function checkInputs(
   const required = Array.isArray(inputSchema.required) ? inputSchema.required.filter((r): r is string => typeof r === 'string') : [];
   const given = record(inputs) ?? {};
   const open = inputSchema.additionalProperties !== undefined && inputSchema.additionalProperties !== false;
+  for (const [name, value] of Object.entries(given)) {
+    if (Object.hasOwn(properties, name)) checkLiteralInput(value, properties[name], [...path, name], name, reporter);
+  }
   if (!open) {
     for (const name of Object.keys(given)) {
       if (!Object.hasOwn(properties, name)) {
