@@ -144,6 +144,13 @@ export const codes = {
   PB_IMPORT_NO_OPERATIONS: entry('error', 'No operation of the OpenAPI document could be imported (or `--include` matched none).'),
   PB_IMPORT_OUTPUT_TOO_LARGE: entry('error', 'The imported provider does not fit the manifest size limit even with minimal schemas; narrow it with `--include`.'),
   PB_IMPORT_INVALID_OUTPUT: entry('error', 'The imported provider does not pass `patchbay validate`; nothing was written.'),
+
+  // Provider calls.
+  PB_CALL_BAD_INPUT: entry('error', 'An input cannot be put into the request: a required path, query or header value is missing, a value has the wrong shape, holds a `..` path segment or a line break, or has no place in the request.'),
+  PB_CALL_BAD_TARGET: entry('error', 'The request URL cannot be built: no base URL, a variable not set or not matching its pattern, or a value that would change the host.'),
+  PB_PROVIDER_ERROR: entry('error', 'The provider reported an error retrying will not fix: an error inside a 2xx answer (Slack `ok: false`, GraphQL `errors`, a SOAP Fault, a Google Maps status), a status it does not retry, or an error code excluded from retry (OpenAI `insufficient_quota`).'),
+  PB_PROVIDER_ERROR_RETRYABLE: entry('error', 'The provider reported an error its definition retries: a listed error code (Slack `ratelimited`, Shopify `THROTTLED`, Stripe `lock_timeout`) or a listed 4xx status (Stripe 409).', 'transient'),
+  PB_PROVIDER_BAD_PAGE: entry('error', 'A page of a listing cannot be followed: the next link leads to another origin, or the cursor, page or link did not move.'),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;
