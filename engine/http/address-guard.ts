@@ -33,10 +33,10 @@ export interface ResolvedAddress {
  */
 export type LookupAddresses = (hostname: string) => Promise<readonly ResolvedAddress[]>;
 
-/** The default resolver: the system's (`dns.lookup` with `all: true`, addresses in resolver order). */
+/** The default resolver: the system's (`dns.lookup` with `all: true`). */
 export const systemLookup: LookupAddresses = (hostname) =>
   new Promise((resolve, reject) => {
-    dnsLookup(hostname, { all: true, verbatim: true }, (error, addresses) => {
+    dnsLookup(hostname, { all: true }, (error, addresses) => {
       if (error) reject(error);
       else resolve(addresses);
     });

@@ -220,7 +220,8 @@ const timeoutCodes: Readonly<Record<string, CallPhase>> = {
 /**
  * Turns an error from sending a request (undici or socket errors) into a `PatchbayError`:
  * a `PatchbayError` keeps its code and gets the target prefixed; timeouts become
- * `PB_HTTP_TIMEOUT` with their phase; everything else (refused, reset, DNS failure, closed
+ * `PB_HTTP_TIMEOUT` with their phase; a request undici cannot send (an invalid header) becomes
+ * `PB_HTTP_CLIENT_ERROR` (terminal); everything else (refused, reset, DNS failure, closed
  * mid-body, TLS failure) becomes `PB_HTTP_NETWORK`. The original error is the `cause`; its
  * message is not copied (only its code), so nothing it quotes can leak.
  */
@@ -237,6 +238,13 @@ export function classifyNetworkError(error: unknown, method: string, url: URL, p
   const timedOut = code === undefined ? undefined : timeoutCodes[code];
   if (timedOut !== undefined) {
     return new PatchbayError('PB_HTTP_TIMEOUT', `${target} timed out in the ${timedOut} phase (${code})`, { cause: error });
+  }
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
+    // The request itself cannot be sent (a header value with a line break, a hop-by-hop
+    // header): retrying the same request cannot help. undici's message names the header, not
+    // its value.
+    const detail = maskCredentials(String((error as Error).message).slice(0, 100));
+    return new PatchbayError('PB_HTTP_CLIENT_ERROR', `${target} could not be sent: ${detail} (${code})`, { cause: error });
   }
   const where = phase === 'connect' ? 'while connecting' : phase === 'headers' ? 'before the answer' : 'in the middle of the answer';
   return new PatchbayError('PB_HTTP_NETWORK', `${target} failed ${where} (${code ?? (error as Error)?.name ?? 'error'})`, { cause: error });

@@ -406,7 +406,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     const normalised = headers as Record<string, string>;
     this.headers = normalised;
     const declared = normalised['content-length'];
-    if (declared !== undefined && Number(declared) > this.limits.maxResponseBytes) {
+    // A HEAD answer's length describes the body a GET would get; none follows here.
+    if (declared !== undefined && this.method !== 'HEAD' && Number(declared) > this.limits.maxResponseBytes) {
       this.fail(this.tooLarge(`declares ${declared} bytes`));
       return;
     }
