@@ -1,6 +1,7 @@
 import { PatchbayError } from '../../diag/errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { maskCredentials } from '../../lib/credentials.js';
+import { parseRetryAfter } from '../classify.js';
 import type { OutboundRequest } from '../request.js';
 import type { SendFunction } from './signer.js';
 import type { IssuedToken } from './token-cache.js';
@@ -79,15 +80,10 @@ function expiryMs(fields: unknown, shape: TokenAnswerShape, startedMs: number): 
     const ms = typeof at === 'number' ? at * 1000 : typeof at === 'string' ? Date.parse(at) : NaN;
     if (Number.isFinite(ms)) return ms;
   }
-  const seconds = Number(readPath(fields, shape.expiresInPath ?? 'expires_in'));
-  return Number.isFinite(seconds) && seconds > 0 ? startedMs + seconds * 1000 : undefined;
-}
-
-function retryAfterMs(header: string | undefined, nowMs: number): number | undefined {
-  if (header === undefined) return undefined;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
-  const at = Date.parse(header);
-  return Number.isFinite(at) ? Math.max(0, at - nowMs) : undefined;
+  const raw = readPath(fields, shape.expiresInPath ?? 'expires_in');
+  // Some endpoints send the number as a string; null, '' and garbage mean "not said".
+  const seconds = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : NaN;
+  return Number.isFinite(seconds) && seconds >= 0 ? startedMs + seconds * 1000 : undefined;
 }
 
 // RFC 6749 §5.2: the `error` code is printable ASCII without `"` and `\`.
@@ -150,7 +146,7 @@ export async function requestToken(call: TokenCall): Promise<TokenAnswer> {
   const detail = `HTTP ${response.status}${code}${description === undefined ? '' : `: "${description}"`}`;
   const transient = response.status === 408 || response.status === 429 || response.status >= 500;
   if (transient) {
-    const waitMs = retryAfterMs(response.headers['retry-after'], clock.now());
+    const waitMs = parseRetryAfter(response.headers['retry-after'], clock);
     throw new PatchbayError('PB_AUTH_TOKEN_UNAVAILABLE', `${where} failed (${detail}); retrying later`, waitMs === undefined ? {} : { retryAfterMs: waitMs });
   }
   throw new PatchbayError('PB_AUTH_TOKEN_REJECTED', `${where} refused the request (${detail}): check the connection's credentials, grant and scopes`);

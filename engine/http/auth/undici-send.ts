@@ -27,7 +27,8 @@ export function createUndiciSend(options: UndiciSendOptions = {}): SendFunction 
     const startedMs = performance.now();
     const answer = await undiciRequest(outbound.url, {
       method: outbound.method,
-      headers: { ...outbound.headers },
+      // Some token endpoints (GitHub's API) refuse requests without a user agent.
+      headers: { 'user-agent': 'patchbay', ...outbound.headers },
       body: outbound.body ?? null,
       ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
       headersTimeout: timeoutMs,
