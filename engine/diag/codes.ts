@@ -73,6 +73,7 @@ export const codes = {
   PB_CONNECTION_API_VERSION: entry('error', 'The pinned API version is not valid for the provider.'),
   PB_CONNECTION_UNKNOWN_API_VERSION: entry('warning', 'The pinned API version is not among the versions known to work.'),
   PB_CONNECTION_BASE_URL: entry('error', 'A generic provider connection lacks `baseUrl` or `allowedHosts`, or they disagree.'),
+  PB_CONNECTION_PRIVATE_ADDRESS: entry('error', "A base URL points at a loopback, private or link-local address that the connection's `allowPrivateAddresses` does not allow."),
   PB_CONNECTION_INSECURE_URL: entry('error', 'A base URL uses plain http to a host that is not loopback.'),
   PB_CONNECTION_UNUSED: entry('warning', 'A connection is used by neither the trigger nor any step.'),
 

@@ -1,6 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
-import { BlockList, isIP, type Socket } from 'node:net';
-import { buildConnector } from 'undici';
+import { BlockList, isIP } from 'node:net';
 import { PatchbayError } from '../diag/errors.js';
 
 /**
@@ -133,7 +132,7 @@ export function embeddedIpv4(address: string): string | undefined {
   return undefined;
 }
 
-function normaliseName(hostname: string): string {
+export function normaliseName(hostname: string): string {
   let name = hostname.toLowerCase();
   while (name.endsWith('.')) name = name.slice(0, -1);
   return name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
@@ -193,7 +192,7 @@ export class AddressGuard {
     const what = host === address ? `${address} is a ${reason} address` : `${host} resolves to ${address}, a ${reason} address`;
     throw new PatchbayError(
       'PB_HTTP_PRIVATE_ADDRESS',
-      `refused to connect: ${what}; list it in addressPolicy.allow to reach it on purpose`,
+      `refused to connect: ${what}; list it in the connection's allowPrivateAddresses to reach it on purpose`,
     );
   }
 
@@ -245,48 +244,5 @@ export class AddressGuard {
       },
       (error: NodeJS.ErrnoException) => callback(error, ''),
     );
-  };
-}
-
-/** How the guarded connector opens sockets. */
-export interface GuardedConnectorOptions {
-  /** Milliseconds to establish TCP (and TLS) before giving up. */
-  readonly connectTimeoutMs: number;
-}
-
-/**
- * An undici connector (pass as the `connect` option of an `Agent`) that refuses addresses the
- * guard refuses: a literal IP before any socket is opened, a name inside the socket's own
- * `lookup` (so the address checked is the address connected to), and, as a second line, the
- * socket's remote address once connected. Refusals reach the request as
- * `PB_HTTP_PRIVATE_ADDRESS`.
- */
-export function buildGuardedConnector(guard: AddressGuard, options: GuardedConnectorOptions): buildConnector.connector {
-  const connect = buildConnector({ timeout: options.connectTimeoutMs, lookup: guard.netLookup });
-  return (target, callback) => {
-    try {
-      const hostname = normaliseName(target.hostname);
-      if (isIP(hostname) !== 0) guard.assertAddress(hostname, hostname);
-      else guard.assertName(hostname);
-    } catch (error) {
-      callback(error as Error, null);
-      return;
-    }
-    connect(target, (error, socket) => {
-      if (error !== null) {
-        callback(error, null);
-        return;
-      }
-      const remote = (socket as Socket).remoteAddress;
-      try {
-        if (remote === undefined) throw new PatchbayError('PB_HTTP_NETWORK', `the connection to ${target.hostname} has no remote address`);
-        guard.assertAddress(target.hostname, remote);
-      } catch (refused) {
-        socket.destroy();
-        callback(refused as Error, null);
-        return;
-      }
-      callback(null, socket);
-    });
   };
 }

@@ -6,7 +6,8 @@ import { PatchbayError } from '../diag/errors.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { looksSecretName } from '../lib/credentials.js';
 import { silentLogger, type Logger } from '../lib/log.js';
-import { AddressGuard, buildGuardedConnector, type AddressPolicy, type LookupAddresses } from './address-guard.js';
+import { AddressGuard, type AddressPolicy, type LookupAddresses } from './address-guard.js';
+import { buildGuardedConnector } from './guarded-connector.js';
 import { classifyNetworkError, describeTarget, type CallPhase } from './classify.js';
 import type { HttpMethod, InboundResponse, OutboundRequest } from './request.js';
 

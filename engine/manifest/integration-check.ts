@@ -1,6 +1,8 @@
 import { closestName, didYouMean } from '../lib/did-you-mean.js';
 import { formatDurationMs, parseDurationMs } from '../lib/duration.js';
 import { allowMarker, findCredentials, looksSecretName } from '../lib/credentials.js';
+import { isIP } from 'node:net';
+import { AddressGuard } from '../http/address-guard.js';
 import { splitCall, type ProviderRegistry, type LoadedProvider } from '../providers/registry.js';
 import { checkSchemaPath } from './event-paths.js';
 import {
@@ -297,6 +299,19 @@ function checkConnection(connection: Json, provider: LoadedProvider, path: DocPa
       );
     }
   }
+  const privateAllow: string[] = [];
+  if (Array.isArray(connection.allowPrivateAddresses)) {
+    connection.allowPrivateAddresses.forEach((entry, index) => {
+      if (typeof entry !== 'string') return;
+      try {
+        new AddressGuard({ allow: [entry] });
+        privateAllow.push(entry);
+      } catch {
+        // The guard's RangeError is the finding: the entry is neither an address nor a CIDR block.
+        reporter.at([...path, 'allowPrivateAddresses', index], 'PB_MANIFEST_BAD_VALUE', `"${entry}" is neither an IP address nor a CIDR block (10.0.0.0/8, fd00::/8)`);
+      }
+    });
+  }
   if (baseUrl !== undefined) {
     let url: URL | undefined;
     try {
@@ -314,6 +329,14 @@ function checkConnection(connection: Json, provider: LoadedProvider, path: DocPa
           `baseUrl uses plain http to ${host}; use https (plain http is allowed only for loopback test servers)`,
         );
       }
+      const refusal = privateHostRefusal(host, privateAllow);
+      if (refusal !== undefined) {
+        reporter.at(
+          [...path, 'baseUrl'],
+          'PB_CONNECTION_PRIVATE_ADDRESS',
+          `baseUrl points at ${host}, ${refusal}; calls to it are refused unless allowPrivateAddresses lists it (only for servers you own)`,
+        );
+      }
       if (allowed.length > 0 && !allowed.some((pattern) => hostMatches(pattern, url!.host) || hostMatches(pattern, host))) {
         reporter.at(
           [...path, 'baseUrl'],
@@ -323,6 +346,20 @@ function checkConnection(connection: Json, provider: LoadedProvider, path: DocPa
       }
     }
   }
+}
+
+/**
+ * Why calls to `host` would be refused by the outbound address guard, for hosts known without
+ * DNS (`localhost` and literal IPs), or undefined. Names are resolved only at call time.
+ */
+function privateHostRefusal(host: string, allow: readonly string[]): string | undefined {
+  const guard = new AddressGuard({ allow });
+  if (host.toLowerCase() === 'localhost') {
+    return guard.refusal('127.0.0.1') === undefined && guard.refusal('::1') === undefined ? undefined : 'a loopback name';
+  }
+  if (isIP(host) === 0) return undefined;
+  const reason = guard.refusal(host);
+  return reason === undefined ? undefined : `a ${reason} address`;
 }
 
 function isLoopbackHost(host: string): boolean {
