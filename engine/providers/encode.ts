@@ -11,11 +11,15 @@ import { PatchbayError } from '../diag/errors.js';
 /** The JSON Schema keywords of one input that steer its encoding. */
 export interface InputEncoding {
   /**
-   * OpenAPI parameter style: `form` (arrays repeat the key: Twilio `MediaUrl=a&MediaUrl=b`) or
-   * `deepObject` (arrays indexed, objects bracketed: Stripe `expand[0]=a`, `metadata[k]=v`).
+   * OpenAPI parameter style: `form` (arrays repeat the key: Twilio `MediaUrl=a&MediaUrl=b`),
+   * `deepObject` (arrays indexed, objects bracketed: Stripe `expand[0]=a`, `metadata[k]=v`), or
+   * `pipeDelimited` / `spaceDelimited` (with `explode: false`, Google Maps `origins=a|b`).
    */
   readonly style?: string;
-  /** With `style: form`, `false` joins an array with commas (`labels=a,b`). @default true */
+  /**
+   * `false` sends an array as one value: joined with commas for `form` (`labels=a,b`), pipes for
+   * `pipeDelimited`, spaces for `spaceDelimited`. @default true (the key repeats)
+   */
   readonly explode?: boolean;
   /** `application/json`: a structured value is sent as one JSON text (Slack `blocks` in a form). */
   readonly contentMediaType?: string;
@@ -53,8 +57,8 @@ export function scalarText(name: string, value: unknown): string {
  * Flattens one input into name/value pairs. `null` and `undefined` give none, and so do empty
  * lists and objects (a provider that clears a field with an empty value takes an empty string).
  * Objects are always bracketed (`a[b]=`, `a[b][c]=`), arrays inside them indexed (`a[b][0]=`).
- * A top-level array follows `style`: `deepObject` indexes it; `form` repeats the key, or joins
- * with commas when `explode` is false. Without `style`, query arrays repeat the key (the OpenAPI
+ * A top-level array follows `style`: `deepObject` indexes it; `form`, `pipeDelimited` and
+ * `spaceDelimited` repeat the key, or join with `,`, `|` or a space when `explode` is false. Without `style`, query arrays repeat the key (the OpenAPI
  * default) and form-body arrays are indexed (Stripe's convention, which Prism also expects for
  * `deepObject` bodies). `contentMediaType: application/json` sends a non-string value as JSON.
  * Throws `PB_CALL_BAD_INPUT` for a list of lists or objects where the style cannot say it.
@@ -73,7 +77,10 @@ export function flattenInput(name: string, value: unknown, encoding: InputEncodi
       throw badInput(name, 'is a list of lists or objects, which `style: form` cannot encode; use `style: deepObject`');
     }
     const items = value.filter((item) => item !== null && item !== undefined).map((item) => scalarText(name, item));
-    if (encoding.explode === false) return items.length === 0 ? [] : [[name, items.join(',')]];
+    if (encoding.explode === false) {
+      const separator = style === 'pipeDelimited' ? '|' : style === 'spaceDelimited' ? ' ' : ',';
+      return items.length === 0 ? [] : [[name, items.join(separator)]];
+    }
     return items.map((item) => [name, item] as const);
   }
   if (isRecord(value)) {

@@ -77,6 +77,9 @@ describe('flattenInput', () => {
     expect(flattenInput('expand', ['a'], { style: 'deepObject' }, 'query')).toEqual([['expand[0]', 'a']]);
     expect(flattenInput('MediaUrl', ['u1', 'u2'], { style: 'form' }, 'form')).toEqual([['MediaUrl', 'u1'], ['MediaUrl', 'u2']]);
     expect(flattenInput('labels', ['bug', 'ui'], { style: 'form', explode: false }, 'query')).toEqual([['labels', 'bug,ui']]);
+    expect(flattenInput('fields', ['name', 'geometry'], { explode: false }, 'query')).toEqual([['fields', 'name,geometry']]);
+    expect(flattenInput('origins', ['Seattle, WA', '47.6,-122.3'], { style: 'pipeDelimited', explode: false }, 'query')).toEqual([['origins', 'Seattle, WA|47.6,-122.3']]);
+    expect(flattenInput('q', ['a', 'b'], { style: 'spaceDelimited', explode: false }, 'query')).toEqual([['q', 'a b']]);
     expect(flattenInput('created', { gte: 1, lt: 2 }, {}, 'query')).toEqual([['created[gte]', '1'], ['created[lt]', '2']]);
   });
 

@@ -1,0 +1,353 @@
+#!/usr/bin/env node
+// Copies into test/fixtures/specs/ the parts of the providers' official API descriptions that
+// the request tests need, so they run on a clean clone without ../shared/specs:
+//
+// - OpenAPI/Swagger descriptions (Prism mocks, test/providers/prism.test.ts): for each bundled
+//   provider with one, the paths its operations use, cut by ../shared/specs/tools/trim-openapi.mjs
+//   (which keeps every component those paths reach) and written as <provider>[-<part>].json;
+// - the Shopify Admin GraphQL introspection (test/providers/shopify-graphql.test.ts), as is;
+// - AWS Smithy models (test/providers/aws-smithy.test.ts): only the operations the `aws`
+//   provider uses and the shapes they reach, written as aws-<service>.json;
+// - index.json (which file serves which provider) and README.md (sources, licences, commands).
+//
+// Usage: node scripts/vendor-specs.mjs [--specs DIR]   (default: ../shared/specs from the repo root)
+// Run it again whenever a provider gains an operation on a path not vendored yet.
+
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const specsArg = args.indexOf('--specs');
+const specsDir = resolve(specsArg >= 0 ? args[specsArg + 1] : join(root, '..', 'shared', 'specs'));
+const outDir = join(root, 'test', 'fixtures', 'specs');
+const trimTool = join(specsDir, 'tools', 'trim-openapi.mjs');
+
+/**
+ * Which descriptions may serve each provider, relative to the specs folder. A provider's
+ * operations are matched against all of its candidates; each candidate that serves at least one
+ * is trimmed to the paths it serves. The licence lines repeat what each folder's SOURCES.md says.
+ */
+const candidates = {
+  stripe: {
+    files: ['stripe/spec3.trimmed.json'],
+    source: 'stripe/openapi `openapi/spec3.yaml` @ 63a674638635c68de26b9f3add13e58198f4df44 (2023-09-12), via the shared `spec3.trimmed.json` (`--unexpand --relax-form-required`, see stripe/SOURCES.md)',
+    licence: 'MIT (Stripe, Inc.); modified (trimmed)',
+  },
+  twilio: {
+    files: ['twilio/twilio_api_v2010.json'],
+    source: 'twilio/twilio-oai `spec/json/twilio_api_v2010.json` @ d50069b44ea8cd23141385bdb6db48f16ff75bb5 (2026-04-14)',
+    licence: 'MIT (Copyright (C) 2023, Twilio, Inc.; the document\'s own `info.license` says Apache-2.0); modified (trimmed)',
+  },
+  slack: {
+    files: ['slack/slack_web_openapi_v2.mock.json'],
+    source: 'slackapi/slack-api-specs `web-api/slack_web_openapi_v2.json` @ bc08db49625630e3585bf2f1322128ea04f2a7f3, via the shared `slack_web_openapi_v2.mock.json` (`--drop-param token`)',
+    licence: 'MIT (Copyright (c) 2017 SlackAPI); modified (trimmed)',
+  },
+  openai: {
+    files: ['openai/openapi.trimmed.json'],
+    source: 'openai/openai-openapi `openapi.yaml` @ f85dbe223d40e1a31cba812ab2d755c7e98a92a3 (2026-08-21, one description link removed), via the shared `openapi.trimmed.json` (`--fix-typeless-nullable`)',
+    licence: 'MIT (OpenAI); modified (trimmed)',
+  },
+  github: {
+    files: ['github/api.github.com.trimmed.json'],
+    source: 'npm `@octokit/openapi@23.0.2` `generated/api.github.com.json` (= github/rest-api-description + `x-octokit`), via the shared `api.github.com.trimmed.json` (`--fix-typeless-nullable`)',
+    licence: 'MIT (GitHub); modified (trimmed)',
+  },
+  sendgrid: {
+    files: 'sendgrid/tsg_*_v3.json',
+    source: 'twilio/sendgrid-oai `spec/json/` @ dbe0e0d2e67a0c3c55b222d54df2acda2b9027a7 (2026-01-22)',
+    licence: 'MIT (Twilio SendGrid); modified (trimmed)',
+  },
+  googlemaps: {
+    files: ['googlemaps/google-maps-platform-openapi3.json'],
+    source: 'googlemaps/openapi-specification `dist/google-maps-platform-openapi3.json` @ ef437434d55ad2d988c0fc8c0b3d14fe2dcb7441 (2023-10-03)',
+    licence: 'Apache-2.0 (Google LLC); modified (trimmed): see LICENSE-Apache-2.0.txt',
+  },
+};
+
+const smithyModels = {
+  s3: 's3-2006-03-01.json',
+  sqs: 'sqs-2012-11-05.json',
+  sns: 'sns-2010-03-31.json',
+  sesv2: 'sesv2-2019-09-27.json',
+  lambda: 'lambda-2015-03-31.json',
+  eventbridge: 'eventbridge-2015-10-07.json',
+};
+
+const methods = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];
+
+/** The bundled providers, parsed from providers/*.yaml. */
+function loadProviders() {
+  const providers = new Map();
+  const dir = join(root, 'providers');
+  for (const file of readdirSync(dir).filter((name) => /\.ya?ml$/.test(name)).sort()) {
+    for (const document of parseAllDocuments(readFileSync(join(dir, file), 'utf8'), { merge: true })) {
+      const value = document.toJS({ maxAliasCount: -1 });
+      if (value?.kind === 'Provider') providers.set(value.metadata.name, value);
+    }
+  }
+  return providers;
+}
+
+/** `{anything}` and `{anything+}` → `{}`, so templates compare by shape. */
+const shape = (path) => path.replace(/\{[^}]*\}/g, '{}');
+
+/** The path part of a base URL template, with placeholders kept as `{name}`. */
+function basePath(template) {
+  if (template === undefined) return '';
+  const filled = template.replace(/\{([^}]*)\}/g, (_, name) => `__${name}__`);
+  const path = decodeURIComponent(new URL(filled).pathname).replace(/__([^_]+)__/g, '{$1}');
+  return path.replace(/\/+$/, '');
+}
+
+/** The server base path(s) of a description: OpenAPI `servers`, Swagger `basePath`. */
+function serverPaths(spec, pathItem) {
+  if (spec.swagger !== undefined) return [(spec.basePath ?? '').replace(/\/+$/, '')];
+  const servers = pathItem?.servers ?? spec.servers ?? [];
+  const paths = servers.map((server) => basePath(server.url));
+  return paths.length === 0 ? [''] : paths;
+}
+
+/** The spec path key serving `method` + `fullPath`, or undefined. */
+function matchPath(spec, method, fullPath) {
+  for (const [key, item] of Object.entries(spec.paths ?? {})) {
+    if (key.includes('?') || item?.[method] === undefined) continue;
+    for (const prefix of serverPaths(spec, item)) {
+      if (prefix !== '' && !fullPath.startsWith(prefix)) continue;
+      if (shape(fullPath.slice(prefix.length)) === shape(key)) return key;
+    }
+  }
+  return undefined;
+}
+
+/** Every operation's method and full path (base URL path + operation path). */
+function operationTargets(provider) {
+  const targets = [];
+  for (const [name, operation] of Object.entries(provider.spec.operations)) {
+    const method = (operation.method ?? 'POST').toLowerCase();
+    const fullPath = basePath(operation.baseUrl ?? provider.spec.baseUrl) + (operation.path ?? '');
+    targets.push({ name, method, fullPath });
+  }
+  return targets;
+}
+
+function candidateFiles(pattern) {
+  if (Array.isArray(pattern)) return pattern;
+  const dir = dirname(pattern);
+  const re = new RegExp(`^${basename(pattern).replace(/[.]/g, '\\.').replace(/\*/g, '.*')}$`);
+  return readdirSync(join(specsDir, dir)).filter((name) => re.test(name)).sort().map((name) => `${dir}/${name}`);
+}
+
+const escapeRegex = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+function vendorOpenApi(providers, index, readme, commands, scratch) {
+  for (const [provider, config] of Object.entries(candidates)) {
+    const document = providers.get(provider);
+    if (document === undefined) continue;
+    const targets = operationTargets(document);
+    const unmatched = new Set(targets.map((target) => target.name));
+    const files = [];
+    for (const file of candidateFiles(config.files)) {
+      const spec = JSON.parse(readFileSync(join(specsDir, file), 'utf8'));
+      const keys = new Set();
+      const used = new Set();
+      for (const target of targets) {
+        const key = matchPath(spec, target.method, target.fullPath);
+        if (key === undefined) continue;
+        keys.add(key);
+        used.add(target.method);
+        unmatched.delete(target.name);
+      }
+      if (keys.size === 0) continue;
+      // One file per provider, or one per SendGrid description (`sendgrid-mail.json`).
+      const part = Array.isArray(config.files) ? '' : `-${basename(file, '.json').replace(/^tsg_|_v3$/g, '').replace(/_/g, '-')}`;
+      const out = `${provider}${part}.json`;
+      const stripped = structuredClone(spec);
+      const removed = dropResponseBodies(stripped);
+      const input = join(scratch, basename(file));
+      writeFileSync(input, JSON.stringify(stripped));
+      const argv = [trimTool, '--in', input, '--out', join(outDir, out), '--compact', '--methods', [...used].sort().join(','), '--source', `${config.source}: ${file}`];
+      for (const key of [...keys].sort()) argv.push('--include', `^${escapeRegex(key)}$`);
+      execFileSync(process.execPath, argv, { stdio: ['ignore', 'ignore', 'inherit'] });
+      const trimmed = JSON.parse(readFileSync(join(outDir, out), 'utf8'));
+      trimmed['x-trimmed'] = { ...trimmed['x-trimmed'], responseBodiesRemoved: removed };
+      writeFileSync(join(outDir, out), JSON.stringify(trimmed));
+      commands.push(`node ../shared/specs/tools/trim-openapi.mjs ${argv.slice(1).map((arg) => (arg === input ? `<${file} without response bodies>` : arg.startsWith(outDir) ? relative(root, arg) : arg)).map(quote).join(' ')}`);
+      files.push({ file: out, from: file, paths: [...keys].sort() });
+    }
+    index.openapi[provider] = { files, unmatched: [...unmatched].sort() };
+    readme.push(`| ${provider} | ${files.map((f) => `\`${f.file}\` (${f.paths.length} paths, from \`${f.from}\`)`).join('<br>')} | ${config.source} | ${config.licence} |`);
+    if (unmatched.size > 0) console.warn(`${provider}: no description path for ${[...unmatched].join(', ')}`);
+  }
+}
+
+/**
+ * Reduces every response to its status, description and headers: response bodies (their
+ * schemas and examples; Swagger 2 `schema` and `examples`) are removed. They are most of some
+ * descriptions' bytes (Google Maps: 1.4 of 1.6 MB are response examples; Stripe's and OpenAI's
+ * object schemas) and these tests only check requests. Prism then answers 2xx with no body.
+ * Runs before trimming, so the components only responses used are dropped by trim-openapi.
+ * Request parameters and bodies are untouched. Returns how many bodies were removed.
+ */
+function dropResponseBodies(spec) {
+  let removed = 0;
+  const responses = [];
+  for (const item of Object.values(spec.paths ?? {})) {
+    for (const method of methods) responses.push(...Object.values(item?.[method]?.responses ?? {}));
+  }
+  responses.push(...Object.values(spec.components?.responses ?? {}), ...Object.values(spec.responses ?? {}));
+  for (const response of responses) {
+    if (response === null || typeof response !== 'object') continue;
+    for (const key of ['content', 'schema', 'examples']) {
+      if (response[key] !== undefined) {
+        delete response[key];
+        removed += 1;
+      }
+    }
+  }
+  return removed;
+}
+
+function quote(arg) {
+  return /^[A-Za-z0-9_./,=-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Keeps of a Smithy model the service shape, the operations named by the `aws` provider's
+ * `X-Amz-Target` / `Action` / operation names, and every shape they reach (members, errors,
+ * list/map members), so aws-smithy.test.ts can check names, required members and HTTP bindings.
+ */
+function vendorSmithy(providers, index, readme) {
+  const aws = providers.get('aws');
+  if (aws === undefined) return;
+  for (const [service, file] of Object.entries(smithyModels)) {
+    const model = JSON.parse(readFileSync(join(specsDir, 'aws', file), 'utf8'));
+    const shapes = model.shapes;
+    const operationIds = Object.keys(shapes).filter((id) => shapes[id].type === 'operation');
+    const wanted = new Set();
+    for (const [name, operation] of Object.entries(aws.spec.operations)) {
+      const target = operation.fixed?.headers?.['X-Amz-Target'] ?? operation.fixed?.headers?.['x-amz-target'];
+      const action = operation.fixed?.body?.Action ?? operation.fixed?.query?.Action;
+      const candidatesForOp = [target?.split('.').pop(), action, name.split('.').pop()].filter(Boolean).map((n) => n.toLowerCase());
+      const serviceMatch = (operation.awsService ?? '').toLowerCase();
+      for (const id of operationIds) {
+        const opName = id.split('#')[1].toLowerCase();
+        if (!candidatesForOp.includes(opName)) continue;
+        if (serviceMatch !== '' && !serviceNames(service).includes(serviceMatch)) continue;
+        wanted.add(id);
+      }
+    }
+    if (wanted.size === 0) continue;
+    const keep = new Set();
+    const serviceId = Object.keys(shapes).find((id) => shapes[id].type === 'service');
+    const visit = (id) => {
+      if (keep.has(id) || shapes[id] === undefined) return;
+      keep.add(id);
+      const shapeDef = shapes[id];
+      for (const ref of [shapeDef.input, shapeDef.output, shapeDef.member, shapeDef.key, shapeDef.value, ...(shapeDef.errors ?? [])]) if (ref?.target) visit(ref.target);
+      for (const member of Object.values(shapeDef.members ?? {})) visit(member.target);
+    };
+    for (const id of wanted) visit(id);
+    const pruned = { smithy: model.smithy, metadata: model.metadata, shapes: {} };
+    const serviceShape = { ...shapes[serviceId] };
+    serviceShape.operations = [...wanted].sort().map((target) => ({ target }));
+    delete serviceShape.resources;
+    pruned.shapes[serviceId] = serviceShape;
+    for (const id of [...keep].sort()) pruned.shapes[id] = shapes[id];
+    const out = `aws-${service}.json`;
+    writeFileSync(join(outDir, out), JSON.stringify(pruned));
+    index.smithy[service] = { file: out, operations: [...wanted].sort() };
+    readme.push(`| aws (${service}) | \`${out}\` (${wanted.size} operations, ${keep.size} shapes) | aws/api-models-aws \`${service}/service/…/${file}\` @ 56c8953e87aeead95ae5e66a3ca6a355731db6ad (2025-04-02) | Apache-2.0, NOTICE "Copyright Amazon.com, Inc. or its affiliates. All Rights Reserved."; modified (pruned to the operations used) |`);
+  }
+}
+
+/** Signing names an `awsService` may use for a model folder. */
+function serviceNames(service) {
+  return { sesv2: ['ses', 'email', 'sesv2'], eventbridge: ['events', 'eventbridge'] }[service] ?? [service];
+}
+
+function main() {
+  statSync(trimTool);
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  const providers = loadProviders();
+  const index = { openapi: {}, smithy: {}, graphql: {} };
+  const readme = [];
+  const commands = [];
+  const scratch = mkdtempSync(join(tmpdir(), 'patchbay-vendor-'));
+  try {
+    vendorOpenApi(providers, index, readme, commands, scratch);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  vendorSmithy(providers, index, readme);
+
+  copyFileSync(join(specsDir, 'shopify', 'admin_2026-07.json.gz'), join(outDir, 'shopify-admin_2026-07.json.gz'));
+  index.graphql.shopify = { file: 'shopify-admin_2026-07.json.gz', apiVersion: '2026-07' };
+  readme.push('| shopify (GraphQL) | `shopify-admin_2026-07.json.gz` (introspection, byte-identical) | npm `@shopify/dev-mcp@1.16.0` `dist/data/admin_2026-07.json.gz` | ISC (Copyright 2025-present, Shopify Inc.); unmodified |');
+
+  const apache = readFileSync(join(specsDir, 'googlemaps', 'SOURCES.md'), 'utf8').match(/## License[^\n]*\n+```\n([\s\S]*?)```/)?.[1];
+  if (apache !== undefined) writeFileSync(join(outDir, 'LICENSE-Apache-2.0.txt'), apache);
+  writeFileSync(join(outDir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
+
+  const sizes = readdirSync(outDir).map((name) => [name, statSync(join(outDir, name)).size]);
+  const total = sizes.reduce((sum, [, size]) => sum + size, 0);
+  writeFileSync(join(outDir, 'README.md'), readmeText(readme, commands, sizes, total));
+  console.log(`vendored ${sizes.length} files, ${(total / 1024).toFixed(0)} KiB, into ${relative(root, outDir)}`);
+}
+
+function readmeText(rows, commands, sizes, total) {
+  return `# Vendored API descriptions (test fixtures)
+
+Generated by \`node scripts/vendor-specs.mjs\` from the shared provider descriptions (\`../shared/specs\`, see its
+README and each folder's SOURCES.md). Do not edit by hand: change the catalogue and run the script again.
+Tests use them so a clean clone needs nothing outside the repository:
+
+* \`test/providers/prism.test.ts\`: every operation of a provider below is built from its \`example\` and sent to a
+  Prism mock of its official description, which must accept it;
+* \`test/providers/aws-smithy.test.ts\`: every \`aws\` operation is checked against the Smithy models;
+* \`test/providers/shopify-graphql.test.ts\`: every Shopify GraphQL document is validated against the introspection.
+
+OpenAPI files keep only the paths the bundled operations use (and every component those paths reach), cut by
+\`trim-openapi.mjs\`, which refuses to write a document with a dangling \`$ref\`. Before trimming, the script
+removes the *bodies of responses* (schemas and examples: most of the bytes, e.g. 1.4 of Google Maps' 1.6 MB are
+response examples); statuses, headers, and every request parameter and body schema are kept, so Prism validates
+requests exactly as the official description says and answers 2xx without a body. The count is recorded under
+\`x-trimmed.responseBodiesRemoved\`.
+\`index.json\` says which file serves which provider. Smithy files keep only the operations the \`aws\` provider uses and the shapes they reach.
+
+| provider | file(s) | source | licence |
+|---|---|---|---|
+${rows.join('\n')}
+
+The licence texts: MIT notices are in each source's SOURCES.md (quoted verbatim there); Apache-2.0 is in
+\`LICENSE-Apache-2.0.txt\` beside this file. Modified files are marked "modified" above, as Apache-2.0 §4(b) asks.
+
+## Commands
+
+From the repository root, with the shared specs at \`../shared/specs\`:
+
+\`\`\`
+node scripts/vendor-specs.mjs
+\`\`\`
+
+which runs, for the OpenAPI files:
+
+\`\`\`
+${commands.join('\n')}
+\`\`\`
+
+## Sizes
+
+${sizes.map(([name, size]) => `* \`${name}\`: ${(size / 1024).toFixed(0)} KiB`).join('\n')}
+
+Total: ${(total / 1024).toFixed(0)} KiB, besides this README.
+`;
+}
+
+main();
