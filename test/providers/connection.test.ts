@@ -1,0 +1,220 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { PatchbayError } from '../../engine/diag/errors.js';
+import { MemoryLogger } from '../../engine/lib/log.js';
+import { validateManifests, type ValidationResult } from '../../engine/manifest/validate.js';
+import { ProviderConnection, type ConnectionContext } from '../../engine/providers/connection.js';
+import { json, startServer, type LocalServer } from '../http/auth/local-server.js';
+import { makeTempDir, writeFiles } from '../support/cli.js';
+import { SecretScan } from '../support/secret-scan.js';
+
+// The whole outbound path as the engine runs it: a manifest's connection opened against the
+// bundled catalogue, secrets read from an environment, the request built, signed and sent through
+// the guarded client to a real server on 127.0.0.1, and the answer read back.
+
+const scan = new SecretScan();
+const logger = new MemoryLogger();
+scan.logger(logger);
+afterAll(() => scan.assertClean());
+
+const servers: LocalServer[] = [];
+const connections: ProviderConnection[] = [];
+afterEach(async () => {
+  await Promise.all(connections.splice(0).map((c) => c.close()));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function server(handle: Parameters<typeof startServer>[0]): Promise<LocalServer> {
+  const started = await startServer(handle);
+  servers.push(started);
+  return started;
+}
+
+function integration(connections: string, steps = ''): string {
+  return `apiVersion: patchbay/v1
+kind: Integration
+metadata:
+  name: outbound
+spec:
+  connections:
+${connections}
+  trigger:
+    schedule: { cron: "0 8 * * 1-5" }
+  steps:
+${steps}`;
+}
+
+async function load(yaml: string): Promise<ValidationResult> {
+  const dir = makeTempDir('patchbay-connection-');
+  writeFiles(dir, { 'integrations/outbound.yaml': yaml });
+  return validateManifests({ paths: ['integrations'], cwd: dir });
+}
+
+async function open(result: ValidationResult, name: string, env: Record<string, string>, context: ConnectionContext = {}): Promise<ProviderConnection> {
+  const errors = result.diagnostics.filter((d) => d.severity === 'error');
+  expect(errors.map((d) => `${d.code}: ${d.message}`)).toEqual([]);
+  const loaded = result.integrations[0]!;
+  const connection = loaded.document.spec.connections[name]!;
+  const provider = result.registry.get(connection.provider)!;
+  const opened = await ProviderConnection.open(name, connection, provider, { secretSources: { env }, logger, ...context });
+  connections.push(opened);
+  return opened;
+}
+
+async function failure(promise: Promise<unknown>): Promise<PatchbayError> {
+  const error = await scan.rejects(promise);
+  expect(error).toBeInstanceOf(PatchbayError);
+  return error as PatchbayError;
+}
+
+describe('a generic http connection', () => {
+  const steps = `    - id: ping
+      call: http.request
+      with: { method: POST, path: /ping, body: { hello: world } }
+`;
+
+  it('calls an allowed private server with the token from the environment and parses the answer', async () => {
+    const token = scan.secret(`tok_${randomBytes(16).toString('hex')}`);
+    const local = await server((_request, res) => json(res, 200, { pong: true }));
+    const port = new URL(local.origin).port;
+    const result = await load(
+      integration(
+        `    api:
+      provider: http
+      baseUrl: ${local.origin}
+      allowedHosts: [ "127.0.0.1:${port}" ]
+      allowPrivateAddresses: [ 127.0.0.1/32 ]
+      auth: { type: bearer, token: { env: API_TOKEN } }`,
+        steps,
+      ),
+    );
+    const api = await open(result, 'api', { API_TOKEN: token });
+    const called = await api.call('request', { method: 'POST', path: '/ping', body: { hello: 'world' } });
+    expect(called.status).toBe(200);
+    expect(called.output).toMatchObject({ status: 200, body: { pong: true } });
+    expect(local.received).toHaveLength(1);
+    expect(local.received[0]!.headers.authorization).toBe(`Bearer ${token}`);
+    expect(JSON.parse(local.received[0]!.body)).toEqual({ hello: 'world' });
+    // The request handed back is the unsigned one: nothing secret in it.
+    expect(JSON.stringify(called.request.headers)).not.toContain(token);
+  });
+
+  it('refuses a loopback server the connection does not allow, before anything is sent', async () => {
+    const local = await server((_request, res) => json(res, 200, {}));
+    const port = new URL(local.origin).port;
+    const yaml = integration(
+      `    api:
+      provider: http
+      baseUrl: ${local.origin}
+      allowedHosts: [ "127.0.0.1:${port}" ]
+      auth: { type: none }`,
+      steps,
+    );
+    const result = await load(yaml);
+    // Validation already says so ...
+    expect(result.diagnostics.map((d) => d.code)).toContain('PB_CONNECTION_PRIVATE_ADDRESS');
+    // ... and a connection opened anyway is refused at the socket.
+    const connection = result.registry.get('http')!;
+    const document = (await import('yaml')).parse(yaml) as { spec: { connections: Record<string, never> } };
+    const api = await ProviderConnection.open('api', document.spec.connections.api!, connection, { logger });
+    connections.push(api);
+    const error = await failure(api.call('request', { method: 'GET', path: '/' }));
+    expect(error.code).toBe('PB_HTTP_PRIVATE_ADDRESS');
+    expect(error.retry).toBe('terminal');
+    expect(local.received).toHaveLength(0);
+  });
+
+  it('never shows the token, even when the server echoes it back in an error', async () => {
+    const token = scan.secret(`tok_${randomBytes(16).toString('hex')}`);
+    const local = await server((request, res) => json(res, 500, { message: `bad token ${String(request.headers.authorization)}` }));
+    const port = new URL(local.origin).port;
+    const result = await load(
+      integration(
+        `    api:
+      provider: http
+      baseUrl: ${local.origin}
+      allowedHosts: [ "127.0.0.1:${port}" ]
+      allowPrivateAddresses: [ 127.0.0.1/32 ]
+      auth: { type: bearer, token: { env: API_TOKEN } }`,
+        steps,
+      ),
+    );
+    const api = await open(result, 'api', { API_TOKEN: token });
+    const error = await failure(api.call('request', { method: 'GET', path: '/' }));
+    expect(error.retry).toBe('transient');
+    expect(error.message).not.toContain(token);
+  });
+});
+
+describe('a curated provider reached through an override base URL', () => {
+  it('sends Stripe the pinned version, a form body and the idempotency key, and reads its error object', async () => {
+    const key = scan.secret(`sk_test_${randomBytes(12).toString('hex')}`);
+    const local = await server((request, res) => {
+      if (request.target === '/v1/customers') return json(res, 200, { id: 'cus_123', object: 'customer' });
+      return json(res, 402, { error: { type: 'card_error', code: 'card_declined', message: 'Your card was declined.' } });
+    });
+    const result = await load(
+      integration(
+        `    stripe:
+      provider: stripe
+      apiVersion: "2023-08-16"
+      auth: { type: bearer, token: { env: STRIPE_KEY } }`,
+        `    - id: customer
+      call: stripe.customers.create
+      with: { email: "{{ 'a@example.com' }}" }
+`,
+      ),
+    );
+    const sandbox: ConnectionContext = { overrideBaseUrl: local.origin, allowPrivateAddresses: ['127.0.0.1'], http: { allowHttpHosts: ['127.0.0.1'] } };
+    const stripe = await open(result, 'stripe', { STRIPE_KEY: key }, sandbox);
+    expect(stripe.allowedHosts).toEqual([new URL(local.origin).host]);
+
+    const created = await stripe.call('customers.create', { email: 'a@example.com', metadata: { plan: 'pro' } }, { idempotencyKey: 'evt_1:customer' });
+    expect(created.output).toEqual({ id: 'cus_123', object: 'customer' });
+    const sent = local.received[0]!;
+    expect(sent.method).toBe('POST');
+    expect(sent.headers['stripe-version']).toBe('2023-08-16');
+    expect(sent.headers['idempotency-key']).toBe('evt_1:customer');
+    expect(sent.headers['content-type']).toMatch(/^application\/x-www-form-urlencoded/);
+    expect(sent.body).toBe('email=a%40example.com&metadata[plan]=pro');
+    expect(sent.headers.authorization).toBe(`Bearer ${key}`);
+
+    const error = await failure(stripe.call('customers.retrieve', { customer: 'cus_404' }));
+    expect(error.code).toBe('PB_HTTP_CLIENT_ERROR');
+    expect(error.retry).toBe('terminal');
+    expect(error.message).toContain('card_declined');
+    expect(error.message).toContain('Your card was declined.');
+  });
+
+  it('signs each AWS operation for its own service and region', async () => {
+    const accessKeyId = scan.secret(`AKIDTEST${randomBytes(6).toString('hex').toUpperCase()}`);
+    const secretAccessKey = scan.secret(randomBytes(30).toString('base64'));
+    const local = await server((request, res) => {
+      if (request.headers['x-amz-target'] !== undefined) return json(res, 200, { MessageId: 'm-1', MD5OfMessageBody: 'x' });
+      res.writeHead(200, { 'content-type': 'text/xml' });
+      res.end('<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>abc-123</MessageId></PublishResult></PublishResponse>');
+    });
+    const result = await load(
+      integration(
+        `    aws:
+      provider: aws
+      variables: { region: eu-west-1 }
+      auth: { type: awsSigV4, accessKeyId: { env: AWS_KEY_ID }, secretAccessKey: { env: AWS_SECRET } }`,
+        `    - id: publish
+      call: aws.sns.publish
+      with: { TopicArn: "arn:aws:sns:eu-west-1:123456789012:orders", Message: hello }
+`,
+      ),
+    );
+    const sandbox: ConnectionContext = { overrideBaseUrl: local.origin, allowPrivateAddresses: ['127.0.0.1'], http: { allowHttpHosts: ['127.0.0.1'] } };
+    const aws = await open(result, 'aws', { AWS_KEY_ID: accessKeyId, AWS_SECRET: secretAccessKey }, sandbox);
+    const published = await aws.call('sns.publish', { TopicArn: 'arn:aws:sns:eu-west-1:123456789012:orders', Message: 'hello' });
+    expect(JSON.stringify(published.output)).toContain('abc-123');
+    await aws.call('sqs.sendMessage', { QueueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders', MessageBody: 'hello' });
+    const [sns, sqs] = local.received;
+    expect(sns!.headers.authorization).toMatch(new RegExp(`^AWS4-HMAC-SHA256 Credential=${accessKeyId}/\\d{8}/eu-west-1/sns/aws4_request, `));
+    expect(sns!.body).toContain('Action=Publish');
+    expect(sqs!.headers.authorization).toMatch(/\/eu-west-1\/sqs\/aws4_request, /);
+    expect(sqs!.headers['x-amz-target']).toBe('AmazonSQS.SendMessage');
+  });
+});
