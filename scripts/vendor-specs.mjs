@@ -218,33 +218,51 @@ function quote(arg) {
 }
 
 /**
- * Keeps of a Smithy model the service shape, the operations named by the `aws` provider's
- * `X-Amz-Target` / `Action` / operation names, and every shape they reach (members, errors,
- * list/map members), so aws-smithy.test.ts can check names, required members and HTTP bindings.
+ * For each `aws` operation, finds its Smithy model (the model whose `endpointPrefix` is a label of
+ * the operation's host, else whose signing name is its `awsService`) and its Smithy operation:
+ * by `X-Amz-Target` (awsJson), by the `Action` field (awsQuery), else by method and URI
+ * (restJson1, restXml). Writes each model pruned to those operations and the shapes they reach,
+ * without documentation, as aws-<service>.json, and records the mapping in index.json; the test
+ * then checks each request against its operation, so a wrong mapping cannot pass.
  */
 function vendorSmithy(providers, index, readme) {
   const aws = providers.get('aws');
   if (aws === undefined) return;
-  for (const [service, file] of Object.entries(smithyModels)) {
+  const models = Object.entries(smithyModels).map(([service, file]) => {
     const model = JSON.parse(readFileSync(join(specsDir, 'aws', file), 'utf8'));
-    const shapes = model.shapes;
-    const operationIds = Object.keys(shapes).filter((id) => shapes[id].type === 'operation');
-    const wanted = new Set();
-    for (const [name, operation] of Object.entries(aws.spec.operations)) {
-      const target = operation.fixed?.headers?.['X-Amz-Target'] ?? operation.fixed?.headers?.['x-amz-target'];
-      const action = operation.fixed?.body?.Action ?? operation.fixed?.query?.Action;
-      const candidatesForOp = [target?.split('.').pop(), action, name.split('.').pop()].filter(Boolean).map((n) => n.toLowerCase());
-      const serviceMatch = (operation.awsService ?? '').toLowerCase();
-      for (const id of operationIds) {
-        const opName = id.split('#')[1].toLowerCase();
-        if (!candidatesForOp.includes(opName)) continue;
-        if (serviceMatch !== '' && !serviceNames(service).includes(serviceMatch)) continue;
-        wanted.add(id);
-      }
+    const serviceId = Object.keys(model.shapes).find((id) => model.shapes[id].type === 'service');
+    const traits = model.shapes[serviceId].traits ?? {};
+    return {
+      service,
+      file,
+      model,
+      serviceId,
+      endpointPrefix: traits['aws.api#service']?.endpointPrefix,
+      signingName: traits['aws.auth#sigv4']?.name,
+      wanted: new Set(),
+    };
+  });
+  index.smithy = { models: {}, operations: {}, unmatched: [] };
+  for (const [name, operation] of Object.entries(aws.spec.operations)) {
+    const template = operation.baseUrl ?? aws.spec.baseUrl ?? '';
+    const host = template.replace(/^[a-z]+:\/\//, '').split('/')[0] ?? '';
+    const labels = host.split('.');
+    const model =
+      models.find((candidate) => labels.includes(candidate.endpointPrefix)) ??
+      models.find((candidate) => operation.awsService !== undefined && [candidate.signingName, candidate.endpointPrefix].includes(operation.awsService));
+    const shapeId = model === undefined ? undefined : smithyOperation(model, operation, template);
+    if (shapeId === undefined) {
+      index.smithy.unmatched.push(name);
+      console.warn(`aws: no Smithy operation for ${name}`);
+      continue;
     }
+    model.wanted.add(shapeId);
+    index.smithy.operations[name] = { service: model.service, shape: shapeId };
+  }
+  for (const { service, file, model, serviceId, wanted } of models) {
     if (wanted.size === 0) continue;
+    const shapes = model.shapes;
     const keep = new Set();
-    const serviceId = Object.keys(shapes).find((id) => shapes[id].type === 'service');
     const visit = (id) => {
       if (keep.has(id) || shapes[id] === undefined) return;
       keep.add(id);
@@ -254,21 +272,52 @@ function vendorSmithy(providers, index, readme) {
     };
     for (const id of wanted) visit(id);
     const pruned = { smithy: model.smithy, metadata: model.metadata, shapes: {} };
-    const serviceShape = { ...shapes[serviceId] };
-    serviceShape.operations = [...wanted].sort().map((target) => ({ target }));
+    const serviceShape = { ...shapes[serviceId], operations: [...wanted].sort().map((target) => ({ target })) };
     delete serviceShape.resources;
-    pruned.shapes[serviceId] = serviceShape;
-    for (const id of [...keep].sort()) pruned.shapes[id] = shapes[id];
+    pruned.shapes[serviceId] = withoutDocs(serviceShape);
+    for (const id of [...keep].sort()) pruned.shapes[id] = withoutDocs(shapes[id]);
     const out = `aws-${service}.json`;
     writeFileSync(join(outDir, out), JSON.stringify(pruned));
-    index.smithy[service] = { file: out, operations: [...wanted].sort() };
-    readme.push(`| aws (${service}) | \`${out}\` (${wanted.size} operations, ${keep.size} shapes) | aws/api-models-aws \`${service}/service/…/${file}\` @ 56c8953e87aeead95ae5e66a3ca6a355731db6ad (2025-04-02) | Apache-2.0, NOTICE "Copyright Amazon.com, Inc. or its affiliates. All Rights Reserved."; modified (pruned to the operations used) |`);
+    index.smithy.models[service] = { file: out, operations: [...wanted].sort() };
+    readme.push(`| aws (${service}) | \`${out}\` (${wanted.size} operations, ${keep.size} shapes) | aws/api-models-aws \`${service}/service/…/${file}\` @ 56c8953e87aeead95ae5e66a3ca6a355731db6ad (2025-04-02) | Apache-2.0, NOTICE "Copyright Amazon.com, Inc. or its affiliates. All Rights Reserved."; modified (pruned to the operations used, documentation removed): see LICENSE-Apache-2.0.txt |`);
   }
 }
 
-/** Signing names an `awsService` may use for a model folder. */
-function serviceNames(service) {
-  return { sesv2: ['ses', 'email', 'sesv2'], eventbridge: ['events', 'eventbridge'] }[service] ?? [service];
+const docTraits = new Set(['smithy.api#documentation', 'smithy.api#examples', 'smithy.api#externalDocumentation', 'smithy.rules#endpointTests', 'smithy.rules#endpointRuleSet']);
+
+/** A shape without documentation traits (on itself and its members): most of a model's bytes. */
+function withoutDocs(shapeDef) {
+  const strip = (traits) => (traits === undefined ? undefined : Object.fromEntries(Object.entries(traits).filter(([key]) => !docTraits.has(key))));
+  const copy = { ...shapeDef };
+  if (copy.traits !== undefined) copy.traits = strip(copy.traits);
+  if (copy.members !== undefined) {
+    copy.members = Object.fromEntries(Object.entries(copy.members).map(([key, member]) => [key, member.traits === undefined ? member : { ...member, traits: strip(member.traits) }]));
+  }
+  return copy;
+}
+
+/** The Smithy operation shape id an `aws` operation calls, or undefined. */
+function smithyOperation(model, operation, baseTemplate) {
+  const shapes = model.model.shapes;
+  const operations = Object.keys(shapes).filter((id) => shapes[id].type === 'operation');
+  const byName = (name) => operations.find((id) => id.split('#')[1] === name);
+  const headers = Object.fromEntries(Object.entries(operation.fixed?.headers ?? {}).map(([key, value]) => [key.toLowerCase(), value]));
+  const target = headers['x-amz-target'];
+  if (target !== undefined) return byName(target.split('.').pop());
+  const action = operation.fixed?.body?.Action ?? operation.fixed?.query?.Action;
+  if (action !== undefined) return byName(action);
+  const method = operation.method ?? 'POST';
+  const fullPath = basePath(baseTemplate) + (operation.path ?? '');
+  const fixedQuery = operation.fixed?.query ?? {};
+  // S3 serves several operations on one method and URI; its URIs carry a literal `x-id` query
+  // that tells them apart, and the catalogue sends it as a fixed query parameter.
+  const matches = operations.filter((id) => {
+    const http = shapes[id].traits?.['smithy.api#http'];
+    if (http === undefined || http.method !== method || shape(http.uri.split('?')[0]) !== shape(fullPath)) return false;
+    const literal = new URLSearchParams(http.uri.split('?')[1] ?? '');
+    return [...literal].every(([key, value]) => Object.hasOwn(fixedQuery, key) && (value === '' || fixedQuery[key] === value));
+  });
+  return matches.length === 1 ? matches[0] : undefined;
 }
 
 function main() {
@@ -276,7 +325,7 @@ function main() {
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const providers = loadProviders();
-  const index = { openapi: {}, smithy: {}, graphql: {} };
+  const index = { openapi: {}, smithy: { models: {}, operations: {}, unmatched: [] }, graphql: {} };
   const readme = [];
   const commands = [];
   const scratch = mkdtempSync(join(tmpdir(), 'patchbay-vendor-'));

@@ -449,7 +449,10 @@ function encodeBody(
       const { [name]: value, ...others } = rest;
       rest = others;
       leftover();
-      if (value === undefined || value === null) throw badInput(`input "${name}" is required: it is the body`);
+      if (value === undefined || value === null) {
+        if (schema.required?.includes(name)) throw badInput(`input "${name}" is required: it is the body`);
+        return { body: '', headers: { 'content-type': contentTypes.raw } };
+      }
       const text = scalarText(name, value);
       const body = encodingOf(schema, name).contentEncoding === 'base64' ? decodeBase64(name, text) : text;
       return { body, headers: { 'content-type': contentTypes.raw } };

@@ -378,7 +378,9 @@ describe('buildRequest: bodies', () => {
     const text = buildRequest(s3, 'text', { Body: 'a,b\n1,2' }, target);
     expect(text.body).toBe('a,b\n1,2');
     expect(text.headers['content-type']).toBe('text/csv');
-    expect(thrown(() => buildRequest(s3, 'text', {}, target)).message).toMatch(/input "Body" is required/);
+    expect(buildRequest(s3, 'text', {}, target).body).toBe('');
+    const strict = provider({}, { text: { summary: 's', method: 'POST', path: '/t', body: 'raw', rawBody: 'Body', input: { type: 'object', properties: { Body: { type: 'string' } }, required: ['Body'] } } });
+    expect(thrown(() => buildRequest(strict, 'text', {}, target)).message).toMatch(/input "Body" is required/);
   });
 
   it('takes method, query, headers and body from inputs for generic requests, never credentials', () => {
