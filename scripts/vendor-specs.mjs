@@ -66,7 +66,7 @@ const candidates = {
   googlemaps: {
     files: ['googlemaps/google-maps-platform-openapi3.json'],
     source: 'googlemaps/openapi-specification `dist/google-maps-platform-openapi3.json` @ ef437434d55ad2d988c0fc8c0b3d14fe2dcb7441 (2023-10-03)',
-    licence: 'Apache-2.0 (Google LLC); modified (trimmed): see LICENSE-Apache-2.0.txt',
+    licence: 'Apache-2.0 (Google LLC); modified (trimmed)',
   },
 };
 
@@ -279,7 +279,7 @@ function vendorSmithy(providers, index, readme) {
     const out = `aws-${service}.json`;
     writeFileSync(join(outDir, out), JSON.stringify(pruned));
     index.smithy.models[service] = { file: out, operations: [...wanted].sort() };
-    readme.push(`| aws (${service}) | \`${out}\` (${wanted.size} operations, ${keep.size} shapes) | aws/api-models-aws \`${service}/service/…/${file}\` @ 56c8953e87aeead95ae5e66a3ca6a355731db6ad (2025-04-02) | Apache-2.0, NOTICE "Copyright Amazon.com, Inc. or its affiliates. All Rights Reserved."; modified (pruned to the operations used, documentation removed): see LICENSE-Apache-2.0.txt |`);
+    readme.push(`| aws (${service}) | \`${out}\` (${wanted.size} operations, ${keep.size} shapes) | aws/api-models-aws \`${service}/service/…/${file}\` @ 56c8953e87aeead95ae5e66a3ca6a355731db6ad (2025-04-02) | Apache-2.0, NOTICE "Copyright Amazon.com, Inc. or its affiliates. All Rights Reserved."; modified (pruned to the operations used, documentation removed) |`);
   }
 }
 
@@ -340,14 +340,37 @@ function main() {
   index.graphql.shopify = { file: 'shopify-admin_2026-07.json.gz', apiVersion: '2026-07' };
   readme.push('| shopify (GraphQL) | `shopify-admin_2026-07.json.gz` (introspection, byte-identical) | npm `@shopify/dev-mcp@1.16.0` `dist/data/admin_2026-07.json.gz` | ISC (Copyright 2025-present, Shopify Inc.); unmodified |');
 
-  const apache = readFileSync(join(specsDir, 'googlemaps', 'SOURCES.md'), 'utf8').match(/## License[^\n]*\n+```\n([\s\S]*?)```/)?.[1];
-  if (apache !== undefined) writeFileSync(join(outDir, 'LICENSE-Apache-2.0.txt'), apache);
+  writeFileSync(join(outDir, 'LICENSES.md'), licencesText());
   writeFileSync(join(outDir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
 
   const sizes = readdirSync(outDir).map((name) => [name, statSync(join(outDir, name)).size]);
   const total = sizes.reduce((sum, [, size]) => sum + size, 0);
   writeFileSync(join(outDir, 'README.md'), readmeText(readme, commands, sizes, total));
   console.log(`vendored ${sizes.length} files, ${(total / 1024).toFixed(0)} KiB, into ${relative(root, outDir)}`);
+}
+
+/**
+ * The verbatim licence (and NOTICE) sections of every source's SOURCES.md, identical texts
+ * given once, so the vendored copies carry their notices as MIT, ISC and Apache-2.0 require.
+ */
+function licencesText() {
+  const folders = ['stripe', 'twilio', 'slack', 'openai', 'github', 'sendgrid', 'googlemaps', 'shopify', 'aws'];
+  const seen = new Map();
+  let out = '# Licences of the vendored descriptions\n\nCopied verbatim from the SOURCES.md of each source in `../shared/specs` by `scripts/vendor-specs.mjs`.\n';
+  for (const folder of folders) {
+    const text = readFileSync(join(specsDir, folder, 'SOURCES.md'), 'utf8');
+    for (const match of text.matchAll(/^## ((?:License|NOTICE)[^\n]*)\n+```\n([\s\S]*?)```/gm)) {
+      const [, title, body] = match;
+      out += `\n## ${folder}: ${title}\n\n`;
+      if (seen.has(body)) {
+        out += `Same text as ${seen.get(body)} above.\n`;
+        continue;
+      }
+      seen.set(body, `${folder}: ${title}`);
+      out += `\`\`\`\n${body}\`\`\`\n`;
+    }
+  }
+  return out;
 }
 
 function readmeText(rows, commands, sizes, total) {
@@ -374,8 +397,8 @@ requests exactly as the official description says and answers 2xx without a body
 |---|---|---|---|
 ${rows.join('\n')}
 
-The licence texts: MIT notices are in each source's SOURCES.md (quoted verbatim there); Apache-2.0 is in
-\`LICENSE-Apache-2.0.txt\` beside this file. Modified files are marked "modified" above, as Apache-2.0 §4(b) asks.
+The licence texts (MIT, ISC, Apache-2.0 and AWS's NOTICE), verbatim, are in \`LICENSES.md\` beside this file.
+Modified files are marked "modified" above, as Apache-2.0 §4(b) asks.
 
 ## Commands
 
