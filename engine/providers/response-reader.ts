@@ -97,6 +97,21 @@ function parseAs(format: Format, response: InboundResponse, context: string): un
   }
 }
 
+const jsonType = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;|$)/i;
+
+/**
+ * The answer of a generic request (an operation whose method comes from its inputs, the `http`
+ * provider): `{ status, headers, body }`, the body parsed as JSON when the content type says
+ * JSON (`application/json`, `application/*+json`), else text; null when empty. Throws
+ * `PB_HTTP_MALFORMED_BODY` for a body announced as JSON that does not parse.
+ */
+function envelope(response: InboundResponse, context: string): { status: number; headers: Record<string, string>; body: unknown } {
+  const headers = { ...response.headers };
+  if (response.body.byteLength === 0) return { status: response.status, headers, body: null };
+  const body = jsonType.test(response.headers['content-type'] ?? '') ? parseAs('json', response, context) : utf8(response.body);
+  return { status: response.status, headers, body };
+}
+
 /** Best-effort parse of an error answer: JSON or XML by content, else undefined. */
 function parseLoosely(response: InboundResponse): unknown {
   const text = utf8(response.body).trim();
@@ -232,7 +247,8 @@ function waitMs(provider: ProviderDocument, response: InboundResponse, clock: Cl
  * Success (2xx without a provider error) returns the body parsed per the operation's
  * `responseFormat`: JSON (an empty body gives null), XML (plain objects, prefixes removed;
  * for SOAP operations the content of `Body`), text, binary (base64 text) or `empty`
- * (`{ status, headers }`).
+ * (`{ status, headers }`). A generic request (method from the inputs: the `http` provider)
+ * returns `{ status, headers, body }`, the body JSON or text by its content type.
  *
  * Failures throw a `PatchbayError` whose message names provider, operation, method, origin,
  * path, status and the provider's code and message (masked, escaped, trimmed; never the query
@@ -260,13 +276,16 @@ export function readResponse(
 ): unknown {
   const operation = findOperation(provider, operationName);
   const label = `${provider.metadata.name}.${operationName}`;
-  const target = describeTarget(operation.method ?? 'POST', response.url);
+  // A generic operation's method comes from its inputs, which are not known here.
+  const method = operation.requestFromInputs?.method !== undefined ? 'request' : (operation.method ?? 'POST');
+  const target = describeTarget(method, response.url);
   const context = `${label}: ${target}`;
   const format = formatOf(operation);
   const ok = response.status >= 200 && response.status < 300;
   const retry = provider.spec.retry ?? {};
 
   if (ok) {
+    if (operation.requestFromInputs?.method !== undefined) return envelope(response, context);
     const body = parseAs(format, response, context);
     const why = failureInSuccess(provider, body);
     if (why === undefined) {
@@ -297,7 +316,7 @@ export function readResponse(
     return fail('PB_PROVIDER_ERROR_RETRYABLE', listedCode ? `error code ${found.code} is retried` : `status ${status} is retried`, found, wait);
   }
   if (status >= 300 && status < 400) {
-    const redirect = classifyResponse(response, { method: operation.method ?? 'POST', clock });
+    const redirect = classifyResponse(response, { method, clock });
     if (redirect !== undefined) throw new PatchbayError(redirect.code, `${label}: ${redirect.message}`, { cause: failure(found) });
   }
   if (status >= 400 && status < 500) return fail('PB_HTTP_CLIENT_ERROR', 'the request was refused; retrying will not help until it is fixed', found);

@@ -136,6 +136,25 @@ describe('readResponse: success', () => {
   });
 });
 
+describe('readResponse: generic requests', () => {
+  it('answers the http provider with status, headers and a JSON or text body', async () => {
+    const http = bundledProvider('http');
+    const parsed = readResponse(http, 'request', await fetchAnswer(json(201, { id: 7 }, { 'x-request-id': 'r1' }))) as { status: number; headers: Record<string, string>; body: unknown };
+    expect(parsed.status).toBe(201);
+    expect(parsed.headers['x-request-id']).toBe('r1');
+    expect(parsed.body).toEqual({ id: 7 });
+    const problem = readResponse(http, 'request', await fetchAnswer({ status: 200, headers: { 'content-type': 'application/problem+json' }, body: '{"title":"x"}' })) as { body: unknown };
+    expect(problem.body).toEqual({ title: 'x' });
+    const text = readResponse(http, 'request', await fetchAnswer({ status: 200, headers: { 'content-type': 'text/csv' }, body: 'a,b' })) as { body: unknown };
+    expect(text.body).toBe('a,b');
+    expect((readResponse(http, 'request', await fetchAnswer({ status: 204 })) as { body: unknown }).body).toBeNull();
+    expect((await failure(async () => readResponse(http, 'request', await fetchAnswer({ status: 200, headers: { 'content-type': 'application/json' }, body: '{' })))).code).toBe('PB_HTTP_MALFORMED_BODY');
+    const refused = await failure(async () => readResponse(http, 'request', await fetchAnswer(json(404, { error: 'no such order' }))));
+    expect(refused.code).toBe('PB_HTTP_CLIENT_ERROR');
+    expect(refused.message).toContain('http.request: request http://127.0.0.1:');
+  });
+});
+
 describe('readResponse: provider errors', () => {
   it('reads Stripe error objects: a declined card is terminal, a lock timeout or 409 retries', async () => {
     const stripe = bundledProvider('stripe');
