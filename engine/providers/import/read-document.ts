@@ -1,0 +1,163 @@
+import { gunzipSync } from 'node:zlib';
+import { parseDocument } from 'yaml';
+import { PatchbayError } from '../../diag/errors.js';
+
+/** Largest OpenAPI document `provider import` reads (also after decompression), in bytes. */
+export const maxImportBytes = 64 * 1024 * 1024;
+
+/** The OpenAPI dialects the importer understands. */
+export type OpenApiVersion = '2.0' | '3.0' | '3.1';
+
+/** A parsed API description that is OpenAPI 3.x or Swagger 2.0. */
+export interface ApiDocument {
+  /** The document as plain data (still holding its `$ref`s). */
+  readonly value: Record<string, unknown>;
+  readonly version: OpenApiVersion;
+  /** The `openapi` / `swagger` field as written (`3.0.3`). */
+  readonly declaredVersion: string;
+}
+
+/**
+ * Reads an API description from its bytes: gzip is unpacked, JSON and YAML are parsed, and the
+ * result must be an OpenAPI 3.x or Swagger 2.0 document. `sourceName` is how the file is named in
+ * messages. Throws PatchbayError with code
+ * - PB_IMPORT_INPUT_TOO_LARGE: more than {@link maxImportBytes}, compressed or not;
+ * - PB_IMPORT_SYNTAX: not valid JSON/YAML, with `file:line:col` in the message;
+ * - PB_IMPORT_NOT_OPENAPI: binary data, or another kind of document (a Smithy model, a GraphQL
+ *   introspection result, an AsyncAPI document, a Patchbay manifest) with what to use instead.
+ */
+export function readApiDocument(bytes: Uint8Array, sourceName: string): ApiDocument {
+  if (bytes.byteLength > maxImportBytes) {
+    throw new PatchbayError('PB_IMPORT_INPUT_TOO_LARGE', `${sourceName} is ${bytes.byteLength} bytes, more than the ${maxImportBytes}-byte import limit`);
+  }
+  let compressed = false;
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    compressed = true;
+    try {
+      bytes = gunzipSync(bytes, { maxOutputLength: maxImportBytes });
+    } catch (error) {
+      if (error instanceof RangeError || (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new PatchbayError('PB_IMPORT_INPUT_TOO_LARGE', `${sourceName} unpacks to more than the ${maxImportBytes}-byte import limit`, {
+          cause: error,
+        });
+      }
+      throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${sourceName}:1:1: gzip data that does not unpack (${(error as Error).message}); not an OpenAPI document`, {
+        cause: error,
+      });
+    }
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch (error) {
+    throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${sourceName}:1:1: binary data, not UTF-8 text; an OpenAPI document is JSON or YAML`, { cause: error });
+  }
+  const value = parseText(text, sourceName);
+  return classify(value, text, sourceName, compressed);
+}
+
+function parseText(text: string, sourceName: string): unknown {
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      const message = (error as Error).message;
+      const position = /at position (\d+)/.exec(message);
+      if (position) {
+        const where = lineColumn(text, Number(position[1]));
+        const reason = message.replace(/\s*in JSON at position \d+.*$/s, '');
+        throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:${where.line}:${where.column}: not valid JSON: ${reason}`, { cause: error });
+      }
+      if (/end of JSON input/.test(message)) {
+        const where = lineColumn(text, text.length);
+        throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:${where.line}:${where.column}: not valid JSON: the document ends too early`, {
+          cause: error,
+        });
+      }
+      // No position in the message (it differs between Node versions): the YAML parser, which
+      // reads JSON too, says where the problem is, or accepts the text.
+    }
+  }
+  const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true, version: '1.2' });
+  const problem = document.errors[0];
+  if (problem) {
+    const at = problem.linePos?.[0] ?? { line: 1, col: 1 };
+    const reason = problem.message.replace(/\s+at line \d+, column \d+:[\s\S]*$/, '');
+    throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:${at.line}:${at.col}: not valid YAML: ${reason}`);
+  }
+  try {
+    return document.toJS({ maxAliasCount: 10_000 });
+  } catch (error) {
+    // Too many alias expansions ("billion laughs"): refuse rather than build a huge value.
+    throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:1:1: not usable YAML: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function classify(value: unknown, text: string, sourceName: string, compressed: boolean): ApiDocument {
+  const at = (key: string) => {
+    const where = keyPosition(text, key);
+    return `${sourceName}:${where.line}:${where.column}`;
+  };
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new PatchbayError(
+      'PB_IMPORT_NOT_OPENAPI',
+      `${sourceName}:1:1: the document is ${Array.isArray(value) ? 'a list' : value === null ? 'empty' : `a single ${typeof value}`}, not an OpenAPI description (a mapping with an \`openapi\` or \`swagger\` field)`,
+    );
+  }
+  const doc = value as Record<string, unknown>;
+  if ('smithy' in doc) {
+    throw new PatchbayError(
+      'PB_IMPORT_NOT_OPENAPI',
+      `${at('smithy')}: this is an AWS Smithy model (smithy ${String(doc.smithy)}), not OpenAPI; AWS operations are in the bundled \`aws\` provider (SigV4 signing), not imported from Smithy`,
+    );
+  }
+  const data = doc.data as Record<string, unknown> | undefined;
+  if ('__schema' in doc || (data !== null && typeof data === 'object' && '__schema' in data)) {
+    throw new PatchbayError(
+      'PB_IMPORT_NOT_OPENAPI',
+      `${compressed ? `${sourceName}:1:1` : at('__schema')}: this is a GraphQL introspection result${compressed ? ' (gzip-compressed)' : ''}, not OpenAPI; call GraphQL APIs through the bundled \`graphql\` provider (or a \`style: graphql\` provider) with your documents`,
+    );
+  }
+  if ('asyncapi' in doc) {
+    throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${at('asyncapi')}: this is an AsyncAPI document (event channels), not OpenAPI; it has no HTTP operations to import`);
+  }
+  if (doc.apiVersion === 'patchbay/v1') {
+    throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${at('apiVersion')}: this is already a Patchbay manifest, not an OpenAPI description`);
+  }
+  if ('swagger' in doc) {
+    if (String(doc.swagger) !== '2.0') {
+      throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${at('swagger')}: Swagger version ${JSON.stringify(doc.swagger)} is not supported; only Swagger 2.0 and OpenAPI 3.x are`);
+    }
+    return { value: doc, version: '2.0', declaredVersion: '2.0' };
+  }
+  if ('openapi' in doc) {
+    const declared = String(doc.openapi);
+    if (/^3\.0(\.|$)/.test(declared)) return { value: doc, version: '3.0', declaredVersion: declared };
+    // 3.1 and later 3.x minor versions share JSON Schema 2020-12 schemas.
+    if (/^3\.[1-9][0-9]*(\.|$)/.test(declared)) return { value: doc, version: '3.1', declaredVersion: declared };
+    throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${at('openapi')}: OpenAPI version ${JSON.stringify(doc.openapi)} is not supported; only Swagger 2.0 and OpenAPI 3.x are`);
+  }
+  throw new PatchbayError(
+    'PB_IMPORT_NOT_OPENAPI',
+    `${sourceName}:1:1: not an OpenAPI description: the top level has no \`openapi\` (3.x) or \`swagger\` (2.0) field`,
+  );
+}
+
+/** 1-based line and column (UTF-16 units) of an offset in `text`. */
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  const end = Math.min(offset, text.length);
+  for (let i = text.indexOf('\n'); i !== -1 && i < end; i = text.indexOf('\n', i + 1)) {
+    line += 1;
+    lineStart = i + 1;
+  }
+  return { line, column: end - lineStart + 1 };
+}
+
+/** Where a top-level-looking key is written (`"key":` in JSON, `key:` at a line start in YAML); 1:1 if not found. */
+function keyPosition(text: string, key: string): { line: number; column: number } {
+  const match = new RegExp(`"${key}"\\s*:|^['"]?${key}['"]?\\s*:`, 'm').exec(text);
+  return lineColumn(text, match?.index ?? 0);
+}
