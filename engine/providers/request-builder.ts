@@ -447,8 +447,8 @@ function encodeBody(
       const name = operation.rawBody;
       if (name === undefined) throw badInput('`body: raw` needs `rawBody`, the input that holds the body');
       const { [name]: value, ...others } = rest;
-      rest = others;
-      leftover();
+      const stray = Object.keys(others)[0];
+      if (stray !== undefined) throw badInput(`input "${stray}" has no place in the request: the body is the raw "${name}"`);
       if (value === undefined || value === null) {
         if (schema.required?.includes(name)) throw badInput(`input "${name}" is required: it is the body`);
         return { body: '', headers: { 'content-type': contentTypes.raw } };
