@@ -8,7 +8,8 @@ export interface SchemaProblem {
   readonly message: string;
 }
 
-const placeholder = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+// `{name+}` is a greedy path placeholder (the value keeps its slashes).
+const placeholder = /\{([A-Za-z_][A-Za-z0-9_]*)\+?\}/g;
 
 /**
  * Checks a provider definition beyond its schema: every `{placeholder}` in the base URLs, hosts,

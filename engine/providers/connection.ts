@@ -136,6 +136,7 @@ export class ProviderConnection {
     const allowedHosts = hostsOf(provider, connection, variables, context.overrideBaseUrl);
     const client = new HttpClient({
       ...context.http,
+      allowHttpHosts: [...(context.http?.allowHttpHosts ?? []), ...loopbackHttpHosts(connection.baseUrl, context.overrideBaseUrl)],
       clock,
       logger,
       addressPolicy: { allow: [...(connection.allowPrivateAddresses ?? []), ...(context.allowPrivateAddresses ?? [])] },
@@ -206,6 +207,20 @@ export class ProviderConnection {
     }
     return signer;
   }
+}
+
+/**
+ * Plain http is accepted only to loopback hosts a base URL names (test servers, a local
+ * sandbox); whether the address may be reached is still the address guard's decision.
+ */
+function loopbackHttpHosts(...urls: (string | undefined)[]): string[] {
+  const hosts: string[] = [];
+  for (const text of urls) {
+    if (text === undefined || !text.startsWith('http:')) continue;
+    const host = new URL(text).hostname.replace(/^\[|\]$/g, '');
+    if (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)) hosts.push(host);
+  }
+  return hosts;
 }
 
 function schemeSettings(scheme: ProviderAuthScheme, service: string | undefined): AuthSchemeSettings {
