@@ -275,6 +275,10 @@ export function readResponse(
   clock: Clock = systemClock,
 ): unknown {
   const operation = findOperation(provider, operationName);
+  // An operation may read its errors differently from the rest of its provider (AWS XML vs JSON).
+  if (operation.errors !== undefined) {
+    provider = { ...provider, spec: { ...provider.spec, errors: { ...provider.spec.errors, ...operation.errors } } };
+  }
   const label = `${provider.metadata.name}.${operationName}`;
   // A generic operation's method comes from its inputs, which are not known here.
   const method = operation.requestFromInputs?.method !== undefined ? 'request' : (operation.method ?? 'POST');

@@ -605,6 +605,7 @@ export interface ProviderOperation {
    * How the answer is parsed into the step output: JSON, XML (AWS query APIs, S3 errors), text, bytes as base64, or nothing (status and headers only).
    */
   responseFormat?: 'json' | 'xml' | 'text' | 'binary' | 'empty';
+  errors?: ProviderErrors1;
   /**
    * A realistic input, valid against `input`: shown in docs and used by the sandbox and the request tests.
    */
@@ -673,3 +674,38 @@ export interface JsonSchemaObject1 {}
  * Schema of the parsed response.
  */
 export interface JsonSchemaObject2 {}
+/**
+ * How a failure is read out of a response.
+ */
+export interface ProviderErrors1 {
+  /**
+   * Path of the error message (`error.message`).
+   */
+  messagePath?: string;
+  /**
+   * Path of the provider's error code (`error.code`, `error`).
+   */
+  codePath?: string;
+  /**
+   * Path of a boolean that is false on failure even with HTTP 200 (Slack `ok`).
+   */
+  okPath?: string;
+  /**
+   * Path of a status string in every answer (Google Maps `status`); a value outside `okStatuses` is a failure even with HTTP 200, and is the error code.
+   */
+  statusPath?: string;
+  /**
+   * Values of `statusPath` that mean success (`OK`, `ZERO_RESULTS`).
+   *
+   * @minItems 1
+   */
+  okStatuses?: [string, ...string[]];
+  /**
+   * A non-empty `errors` array in a 200 is a failure.
+   */
+  graphqlErrors?: boolean;
+  /**
+   * A SOAP `Fault` element is a failure.
+   */
+  soapFault?: boolean;
+}
