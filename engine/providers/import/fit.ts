@@ -19,15 +19,15 @@ export const detailLevels: readonly SchemaDetail[] = [
  * Chooses a detail level per operation so that the summed sizes fit `budgetBytes`, keeping small
  * operations rich and shortening the largest first: every operation gets the richest level whose
  * size is at most a common cap, and the cap is the largest one that fits (found by bisection).
- * `sizes[i][level]` is operation i's size at that level, non-increasing in level. Returns the
+ * `sizes[i][level]` is operation i's size at that level (usually one per {@link detailLevels}
+ * entry), non-increasing in level. Returns the
  * chosen level per operation, or undefined when even the leanest level of every operation is
  * over budget.
  */
 export function chooseLevels(sizes: readonly (readonly number[])[], budgetBytes: number): number[] | undefined {
-  const leanest = detailLevels.length - 1;
   const levelUnder = (row: readonly number[], cap: number) => {
     for (let level = 0; level < row.length; level += 1) if (row[level]! <= cap) return level;
-    return leanest;
+    return row.length - 1;
   };
   const total = (cap: number) => sizes.reduce((sum, row) => sum + row[levelUnder(row, cap)]!, 0);
   const largest = Math.max(0, ...sizes.map((row) => row[0]!));

@@ -36,6 +36,10 @@ export const baselineFeatures: ProviderFeatures = {
 
 const minNodesPerInput = 12;
 
+// Headers the request builder derives from the auth and the encoded body; an input for one would
+// contradict it (a `Content-Encoding: gzip` over a body nobody compressed).
+const managedHeaders = new Set(['authorization', 'content-type', 'content-length', 'content-encoding', 'host', 'transfer-encoding']);
+
 // Parameters that carry the caller's credential (Slack's `token`, a key header): the connection's
 // auth supplies it, and an input would invite a literal secret into an integration.
 const credentialParameter = /^(authorization|proxy-authorization|x-api-key|api[-_]?key|x-auth-token|x-access-token|access[-_]token|token)$/i;
@@ -222,7 +226,7 @@ export function shapeOperation(raw: RawOperation, name: string, context: ShapeCo
       note(`${where} parameter "${paramName}" left out: the connection's auth supplies it`);
       continue;
     }
-    if (where === 'header' && (lower === 'authorization' || lower === 'content-type')) {
+    if (where === 'header' && managedHeaders.has(lower)) {
       note(`header parameter "${paramName}" left out: Patchbay sets it`);
       continue;
     }

@@ -62,21 +62,12 @@ function parseText(text: string, sourceName: string): unknown {
     try {
       return JSON.parse(text);
     } catch (error) {
-      const message = (error as Error).message;
-      const position = /at position (\d+)/.exec(message);
-      if (position) {
-        const where = lineColumn(text, Number(position[1]));
-        const reason = message.replace(/\s*in JSON at position \d+.*$/s, '');
-        throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:${where.line}:${where.column}: not valid JSON: ${reason}`, { cause: error });
-      }
-      if (/end of JSON input/.test(message)) {
-        const where = lineColumn(text, text.length);
-        throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:${where.line}:${where.column}: not valid JSON: the document ends too early`, {
-          cause: error,
-        });
-      }
-      // No position in the message (it differs between Node versions): the YAML parser, which
-      // reads JSON too, says where the problem is, or accepts the text.
+      // V8's messages carry a position only sometimes, and differ between Node versions: the
+      // position and wording come from our own scan of the text.
+      const problem = locateJsonError(text);
+      const where = lineColumn(text, problem?.offset ?? 0);
+      const reason = problem?.message ?? ((error as Error).message.split('\n')[0] ?? 'invalid JSON');
+      throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:${where.line}:${where.column}: not valid JSON: ${reason}`, { cause: error });
     }
   }
   const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true, version: '1.2' });
@@ -125,23 +116,132 @@ function classify(value: unknown, text: string, sourceName: string, compressed: 
   if (doc.apiVersion === 'patchbay/v1') {
     throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${at('apiVersion')}: this is already a Patchbay manifest, not an OpenAPI description`);
   }
+  // YAML reads an unquoted `swagger: 2.0` or `openapi: 3.0` as a number.
+  const declared = (value: unknown) => (typeof value === 'number' && Number.isInteger(value) ? value.toFixed(1) : String(value));
   if ('swagger' in doc) {
-    if (String(doc.swagger) !== '2.0') {
+    if (declared(doc.swagger) !== '2.0') {
       throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${at('swagger')}: Swagger version ${JSON.stringify(doc.swagger)} is not supported; only Swagger 2.0 and OpenAPI 3.x are`);
     }
     return { value: doc, version: '2.0', declaredVersion: '2.0' };
   }
   if ('openapi' in doc) {
-    const declared = String(doc.openapi);
-    if (/^3\.0(\.|$)/.test(declared)) return { value: doc, version: '3.0', declaredVersion: declared };
+    const version = declared(doc.openapi);
+    if (/^3\.0(\.|$)/.test(version)) return { value: doc, version: '3.0', declaredVersion: version };
     // 3.1 and later 3.x minor versions share JSON Schema 2020-12 schemas.
-    if (/^3\.[1-9][0-9]*(\.|$)/.test(declared)) return { value: doc, version: '3.1', declaredVersion: declared };
+    if (/^3\.[1-9][0-9]*(\.|$)/.test(version)) return { value: doc, version: '3.1', declaredVersion: version };
     throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${at('openapi')}: OpenAPI version ${JSON.stringify(doc.openapi)} is not supported; only Swagger 2.0 and OpenAPI 3.x are`);
   }
   throw new PatchbayError(
     'PB_IMPORT_NOT_OPENAPI',
     `${sourceName}:1:1: not an OpenAPI description: the top level has no \`openapi\` (3.x) or \`swagger\` (2.0) field`,
   );
+}
+
+/**
+ * Finds the first JSON syntax error in `text`: its offset and what was expected there; undefined
+ * when the text is valid JSON. Iterative (a stack of open containers), so deep nesting cannot
+ * overflow the call stack; linear in the text's length.
+ */
+export function locateJsonError(text: string): { offset: number; message: string } | undefined {
+  const n = text.length;
+  let i = 0;
+  const stack: ('object' | 'array')[] = [];
+  const space = () => {
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) break;
+      i += 1;
+    }
+  };
+  const fail = (message: string) => ({ offset: Math.min(i, n), message });
+  const shown = () => (i >= n ? 'the end of the document' : JSON.stringify(text[i]));
+  const string = (): { offset: number; message: string } | undefined => {
+    i += 1;
+    for (;;) {
+      if (i >= n) return fail('a string is not closed');
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        i += 1;
+        return undefined;
+      }
+      if (c === 0x5c) {
+        const next = text[i + 1];
+        if (next === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) return fail('\\u must be followed by four hex digits');
+          i += 6;
+          continue;
+        }
+        if (next === undefined || !'"\\/bfnrt'.includes(next)) return fail('invalid escape in a string');
+        i += 2;
+        continue;
+      }
+      if (c < 0x20) return fail('a control character (such as a line break) inside a string');
+      i += 1;
+    }
+  };
+  const member = (): { offset: number; message: string } | undefined => {
+    space();
+    if (text[i] !== '"') return fail(`expected a double-quoted property name, found ${shown()}`);
+    const problem = string();
+    if (problem) return problem;
+    space();
+    if (text[i] !== ':') return fail(`expected ':' after the property name, found ${shown()}`);
+    i += 1;
+    return undefined;
+  };
+  const number = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+  for (;;) {
+    // A value is expected at i.
+    space();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      i += 1;
+      space();
+      if (text[i] === (c === '{' ? '}' : ']')) {
+        i += 1;
+      } else {
+        stack.push(c === '{' ? 'object' : 'array');
+        if (c === '{') {
+          const problem = member();
+          if (problem) return problem;
+        }
+        continue;
+      }
+    } else if (c === '"') {
+      const problem = string();
+      if (problem) return problem;
+    } else if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) {
+      number.lastIndex = i;
+      if (!number.test(text)) return fail('invalid number');
+      i = number.lastIndex;
+    } else if (text.startsWith('true', i) || text.startsWith('null', i)) {
+      i += 4;
+    } else if (text.startsWith('false', i)) {
+      i += 5;
+    } else {
+      return fail(`expected a value, found ${shown()}`);
+    }
+    // After a value: a comma, or closing brackets.
+    for (;;) {
+      space();
+      const top = stack.at(-1);
+      if (top === undefined) return i < n ? fail(`unexpected ${shown()} after the end of the document`) : undefined;
+      if (text[i] === ',') {
+        i += 1;
+        if (top === 'object') {
+          const problem = member();
+          if (problem) return problem;
+        }
+        break;
+      }
+      if (text[i] === (top === 'object' ? '}' : ']')) {
+        i += 1;
+        stack.pop();
+        continue;
+      }
+      return fail(`expected ',' or '${top === 'object' ? '}' : ']'}', found ${shown()}`);
+    }
+  }
 }
 
 /** 1-based line and column (UTF-16 units) of an offset in `text`. */
