@@ -184,6 +184,12 @@ describe('AWS', () => {
     expect(s3.headers?.ContentType).toBe('Content-Type');
   });
 
+  it('reads the XML errors of S3 and SNS where the rest of AWS answers JSON', () => {
+    expect(provider('aws').spec.errors).toMatchObject({ codePath: '__type', messagePath: 'message' });
+    for (const name of ['s3.putObject', 's3.getObject']) expect(operation('aws', name).errors, name).toEqual({ codePath: 'Error.Code', messagePath: 'Error.Message' });
+    expect(operation('aws', 'sns.publish').errors).toEqual({ codePath: 'ErrorResponse.Error.Code', messagePath: 'ErrorResponse.Error.Message' });
+  });
+
   it('signs every operation with SigV4 for its region, and reaches only the declared regional hosts', () => {
     const spec = provider('aws').spec;
     expect(spec.auth.map((scheme) => scheme.type)).toEqual(['awsSigV4']);
