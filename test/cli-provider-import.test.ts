@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -182,6 +182,28 @@ describe('patchbay provider import (command line)', () => {
       expect(result.stderr).toMatch(message);
       expect(result.stdout).toBe('');
     }
+  });
+
+  it('refuses a file over 64 MiB from its size, without reading it', async () => {
+    // A sparse file: 65 MiB long, nothing stored.
+    const fd = openSync(join(work, 'huge.json'), 'w');
+    ftruncateSync(fd, 65 * 1024 * 1024);
+    closeSync(fd);
+    const result = await importCli(['huge.json', '--name', 'huge'], { cwd: work });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe('patchbay provider import: error PB_IMPORT_INPUT_TOO_LARGE: huge.json is 68157440 bytes, more than the 67108864-byte import limit\n');
+  });
+
+  it('escapes control characters quoted from the description in its messages', async () => {
+    writeFileSync(
+      join(work, 'forged.yaml'),
+      'openapi: 3.0.3\ninfo: { title: x, version: "1" }\nservers: [ { url: "https://x.test" } ]\npaths:\n  /a:\n    get:\n      responses: { "200": { description: ok, content: { application/json: { schema: { $ref: "other.yaml#/x\\n\\u001b[31mforged" } } } } }\n',
+    );
+    const result = await importCli(['forged.yaml', '--name', 'forged'], { cwd: work });
+    expect(result.code).toBe(1);
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(result.stderr).not.toContain('\u001b');
+    expect(result.stderr).toContain('error PB_IMPORT_BAD_REF: forged.yaml: $ref "other.yaml#/x\\n\\u001b[31mforged" at /paths/~1a/get/');
   });
 
   it('gives the position of a syntax error, exit 1, and writes nothing', async () => {

@@ -4,7 +4,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PatchbayError } from '../diag/errors.js';
 import type { Code } from '../diag/codes.js';
-import type { Diagnostic } from '../diag/diagnostic.js';
+import { sanitizeText, type Diagnostic } from '../diag/diagnostic.js';
 import { renderText } from '../diag/render.js';
 import { maskCredentials } from '../lib/credentials.js';
 import { packageRoot } from '../lib/package-root.js';
@@ -88,7 +88,9 @@ export async function runProviderImport(argv: readonly string[], io: CliIO): Pro
     return ExitCode.usage;
   }
   const fail = (code: Code, message: string) => {
-    io.stderr.write(`patchbay provider import: error ${code}: ${maskCredentials(message)}\n`);
+    // Messages quote the description ($ref values, tags): escape control characters so a
+    // description cannot forge a line or drive the terminal.
+    io.stderr.write(`patchbay provider import: error ${code}: ${sanitizeText(maskCredentials(message))}\n`);
     return usageCodes.has(code) ? ExitCode.usage : ExitCode.problems;
   };
 
