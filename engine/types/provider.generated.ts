@@ -174,7 +174,7 @@ export interface ProviderAuthScheme {
    */
   audience?: string;
   /**
-   * For `jwt`: the signed JWT is exchanged at `tokenUrl` for an access token (Google service accounts) instead of being sent as the bearer token (GitHub Apps).
+   * For `jwt`: the signed JWT is traded at `tokenUrl` for an access token (Google service accounts, GitHub App installation tokens; see `exchange`) instead of being sent as the bearer token itself.
    */
   tokenExchange?: boolean;
   /**
@@ -662,7 +662,7 @@ export interface ProviderOperation {
   scopes?: string[];
   pagination?: ProviderPagination;
   /**
-   * For `awsSigV4`: the signing name of this operation's service when it differs from the scheme's `service` (`email` for SES, `sns`, `sqs`, `s3`).
+   * For `awsSigV4`: the signing name of this operation's service when it differs from the scheme's `service` (`ses`, `sns`, `sqs`, `s3`).
    */
   awsService?: string;
 }
