@@ -7,6 +7,7 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { PatchbayError } from '../../engine/diag/errors.js';
+import { parseSource } from '../../engine/manifest/source.js';
 import { validateManifests } from '../../engine/manifest/validate.js';
 import { chooseLevels, detailLevels } from '../../engine/providers/import/fit.js';
 import { locateJsonError, readApiDocument } from '../../engine/providers/import/read-document.js';
@@ -637,6 +638,23 @@ describe('limits and hygiene', () => {
     expect(result.yaml).not.toContain(key);
     expect((parseYaml(result.yaml) as ProviderDocument).spec.operations.a?.summary).toBe('Use a key like REDACTED');
     expect(result.notes.map((n) => n.message)).toContain('1 credential-looking strings (example keys in descriptions) replaced by REDACTED');
+    expect(await validate(result.yaml)).toEqual({ errors: [], warnings: [] });
+  });
+
+  it('writes YAML that reads back, through the validator\'s parser, as the same document however odd the names', async () => {
+    const odd = ['<<', 'on', '~', 'null', 'key: colon', '#hash', '-dash', '&anchor', '*alias', '{{ x }}', '[list]', "it's", '"quoted"', 'ü'];
+    const properties = Object.fromEntries(odd.map((name) => [name, { type: 'string', description: `${name} # not a comment: {{ also not }}` }]));
+    const text = JSON.stringify({
+      openapi: '3.1.0',
+      info: { title: 'Odd: names', version: '1' },
+      servers: [{ url: 'https://odd.test' }],
+      paths: { '/odd': { post: { operationId: 'odd', summary: '- starts like a list item', requestBody: { content: { 'application/json': { schema: { type: 'object', properties } } } }, responses: { '204': { description: 'ok' } } } } },
+    });
+    const result = await importText(text);
+    const parsed = parseSource('odd.yaml', Buffer.from(result.yaml));
+    expect(parsed.diagnostics).toEqual([]);
+    expect(parsed.documents[0]!.value).toEqual(result.document);
+    expect(Object.keys(input(operation(result, 'odd')).properties)).toEqual(odd);
     expect(await validate(result.yaml)).toEqual({ errors: [], warnings: [] });
   });
 

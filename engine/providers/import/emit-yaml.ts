@@ -1,4 +1,4 @@
-import { Document, isMap, isScalar, isSeq, type Node } from 'yaml';
+import { Document, isMap, isScalar, isSeq, Scalar, type Node } from 'yaml';
 
 /** Collections whose one-line form is at most this long are written inline (`{ type: string }`). */
 const maxFlowChars = 100;
@@ -27,6 +27,8 @@ function inlineSmall(node: Node, depth: number): number {
     let length = 2;
     for (const pair of node.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : '?';
+      // Patchbay reads YAML with merge keys on: a property named `<<` must stay a name.
+      if (isScalar(pair.key) && key === '<<') pair.key.type = Scalar.QUOTE_DOUBLE;
       const valueLength = pair.value ? inlineSmall(pair.value as Node, depth + 1) : 4;
       length += key.length + 2 + valueLength + 2;
     }

@@ -162,11 +162,13 @@ export interface ShapeContext {
  * Places an operation's inputs: path parameters (renamed to identifiers so `{name}` works),
  * query parameters (listed in `query`), header parameters (an identifier input mapped to the
  * header name in `headers`), and the request body's properties (JSON → `json`, form-urlencoded
- * → `form`, multipart → `multipart`, XML → `xml`; JSON is chosen when several are offered).
- * Parameters the auth supplies (the API key parameter, `Authorization`, credential-named header
- * or query parameters) and `Content-Type` are left out. Returns a reason instead when the
- * operation cannot be expressed: an unsupported method, or a required body that is not an
- * object or not in a supported media type. `notes` receives what was renamed or left out.
+ * → `form`, multipart → `multipart`, XML → `xml`; JSON is chosen when several are offered;
+ * other media types, and JSON bodies that are not objects, go `raw` from one input when the
+ * schema has raw bodies). Parameters the auth supplies (the API key parameter, credential-named
+ * header or query parameters) and headers the request builder derives (`Authorization`,
+ * `Content-Type`, `Content-Encoding`, …) are left out. Returns a reason instead when the
+ * operation cannot be expressed: a method the schema lacks, or a body it cannot encode.
+ * `notes` receives what was renamed or left out.
  */
 export function shapeOperation(raw: RawOperation, name: string, context: ShapeContext, notes: string[]): OperationShape | { skip: string } {
   const { features } = context;
@@ -269,8 +271,9 @@ export function shapeOperation(raw: RawOperation, name: string, context: ShapeCo
   const sendRaw = (schema: JsonSchema, mediaType: string, required: boolean, description: unknown) => {
     body = 'raw';
     rawBody = uniqueName('body', taken);
-    contentType = mediaType;
+    if (features.contentType) contentType = mediaType;
     inputs.push({ name: rawBody, schema, description, required, kind: 'body' });
+    return rawBody;
   };
   if (request.media === 'raw') {
     sendRaw(rawSchema(request.mediaType), request.mediaType, request.required, request.description);
@@ -279,13 +282,13 @@ export function shapeOperation(raw: RawOperation, name: string, context: ShapeCo
     const shape = objectShape(request.schema, 0);
     if (shape === undefined) {
       if (!rawAllowed || body !== 'json') return { skip: `the request body is not an object (inputs are sent as the fields of one ${body} object)` };
-      sendRaw(
+      const input = sendRaw(
         { type: 'string', description: 'The request body as JSON text (it is not an object): build it with $string(…).' },
         request.mediaType,
         request.required,
         undefined,
       );
-      note('the request body is not an object: it is sent raw, from the JSON text in input "body"');
+      note(`the request body is not an object: it is sent raw, from the JSON text in input "${input}"`);
     } else if (shape.properties.length === 0 && !shape.open) {
       // An empty body (Stripe declares one on every GET) carries nothing.
       body = 'none';
