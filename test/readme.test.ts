@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { codes } from '../engine/diag/codes.js';
 import { validateManifests } from '../engine/manifest/validate.js';
+import { renderCatalogueTable } from '../engine/providers/catalogue-table.js';
 
 const root = join(import.meta.dirname, '..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
@@ -42,6 +43,20 @@ describe('README', () => {
       summary: entry.summary,
     }));
     expect(documented).toEqual(actual);
+  });
+
+  it('has a catalogue table that matches the bundled providers exactly (regenerate: node scripts/readme-tables.mjs)', async () => {
+    const table = section('<!-- catalogue:start -->', '<!-- catalogue:end -->').trim();
+    const dir = mkdtempSync(join(tmpdir(), 'patchbay-readme-catalogue-'));
+    try {
+      writeFileSync(join(dir, 'empty.yaml'), '# no documents\n');
+      const { registry } = await validateManifests({ paths: ['empty.yaml'], cwd: dir });
+      const bundled = registry.values().filter((p) => p.origin === 'bundled').map((p) => p.document);
+      expect(bundled.length).toBeGreaterThanOrEqual(14);
+      expect(table).toBe(renderCatalogueTable(bundled));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe('every yaml block validates clean', () => {
