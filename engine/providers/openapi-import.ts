@@ -29,6 +29,7 @@ export { baselineFeatures, type ProviderFeatures } from './import/operations.js'
 /** The largest provider document the importer writes: `patchbay validate` refuses documents over 256 KiB. */
 export const defaultMaxDocumentBytes = 255 * 1024;
 
+/** How {@link importOpenApi} names, selects and sizes the provider it makes. */
 export interface OpenApiImportOptions {
   /** The provider's `metadata.name` (a DNS label; checked by the caller). */
   readonly name: string;
@@ -69,6 +70,7 @@ export interface ImportNote {
   readonly message: string;
 }
 
+/** The provider {@link importOpenApi} made, and the report of what it left out or changed. */
 export interface OpenApiImportResult {
   /** The generated provider (before credential-looking text is redacted from the YAML). */
   readonly document: ProviderDocument;
