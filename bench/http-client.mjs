@@ -157,14 +157,35 @@ export async function runHttpClientBench({ requests = 20_000, rounds = 3, concur
   }
 }
 
+/**
+ * The engine's own signer for `kind` (`bearer` or `sigv4`), built by createSigner exactly as a
+ * connection builds it, with credentials generated here; signing is part of what is measured.
+ */
+async function engineSigner(kind) {
+  const { createSigner } = await import('../dist/http/auth/create-signer.js');
+  let signer;
+  if (kind === 'bearer') {
+    signer = createSigner({ type: 'bearer' }, { type: 'bearer', token: randomBytes(24).toString('base64url') });
+  } else if (kind === 'sigv4') {
+    signer = createSigner(
+      { type: 'awsSigV4', service: 'sqs' },
+      { type: 'awsSigV4', accessKeyId: `AKIDBENCH${randomBytes(6).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64'), region: 'eu-west-1' },
+    );
+  } else {
+    process.stderr.write(`--auth must be bearer or sigv4, not "${kind}"\n`);
+    process.exit(2);
+  }
+  return (request) => signer.sign(request);
+}
+
 if (process.argv[1] !== undefined && pathToFileURL(process.argv[1]).href === import.meta.url) {
   if (process.argv.includes('--server')) {
     serve();
   } else {
     const { values } = parseArgs({
-      options: { requests: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' } },
+      options: { requests: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, auth: { type: 'string', default: 'bearer' } },
     });
-    const options = {};
+    const options = { sign: await engineSigner(values.auth) };
     for (const name of ['requests', 'rounds', 'concurrency']) {
       if (values[name] === undefined) continue;
       const n = Number(values[name]);

@@ -47,6 +47,7 @@ const BENCHES = [
   { name: 'validate', run: benchValidate },
   { name: 'examples', run: benchExamples },
   { name: 'startup', run: benchStartup },
+  { name: 'http', run: benchHttp },
 ];
 
 function main() {
@@ -101,6 +102,45 @@ function usage(problem, known, code = 2) {
   if (problem) process.stderr.write(`bench: ${problem}\n`);
   process.stderr.write(`usage: node bench/run.mjs [--only ${known.join('|')}[,…]]\n`);
   process.exit(code);
+}
+
+// ---------------------------------------------------------------------------------------
+// http: requests per second through the engine's HTTP client with a real signer, beside bare
+// undici to the same local server (bench/http-client.mjs runs both, interleaved, in a child).
+
+const HTTP_REQUESTS = 20_000;
+const HTTP_ROUNDS = 3;
+const HTTP_AIM_RATIO = 0.8;
+
+function benchHttp() {
+  const rows = [];
+  const details = {};
+  for (const auth of ['bearer', 'sigv4']) {
+    const child = spawnSync(process.execPath, [join(REPO_ROOT, 'bench', 'http-client.mjs'), '--auth', auth, '--requests', String(HTTP_REQUESTS), '--rounds', String(HTTP_ROUNDS)], {
+      encoding: 'utf8',
+      timeout: CHILD_TIMEOUT_MS * 2,
+    });
+    if (child.status !== 0) throw new Error(`bench/http-client.mjs --auth ${auth} failed: ${child.stderr || child.error?.message}`);
+    const result = JSON.parse(child.stdout);
+    details[auth] = result;
+    rows.push({
+      metric: `requests/s, ${auth === 'bearer' ? 'bearer token' : 'AWS SigV4'} signing (16 in flight)`,
+      unit: 'req/s',
+      patchbay: result.engineRps,
+      baseline: result.bareRps,
+      ratio: result.ratio,
+      aim: `≥ ${HTTP_AIM_RATIO} × bare undici`,
+    });
+  }
+  return {
+    title: `HTTP client: ${HTTP_REQUESTS.toLocaleString('en-US')} GETs per round to a local server, ${HTTP_ROUNDS} interleaved rounds (median)`,
+    rows,
+    notes: [
+      'Baseline: bare undici `request()` through a keep-alive Agent, no auth. Patchbay: HttpClient.send with the SSRF-guarded connector, per-phase timers and size limits, after the connection signer (createSigner) signs each request.',
+      'The server runs in a child process so it does not share the measured event loop.',
+    ],
+    details,
+  };
 }
 
 // ---------------------------------------------------------------------------------------
