@@ -13,6 +13,7 @@ import { ProviderConnection } from '../providers/connection.js';
 import { splitCall } from '../providers/registry.js';
 import type { OutboundRequest } from '../http/request.js';
 import { ExitCode, type CliIO } from './main.js';
+import { defaultProviderDirs } from './validate-command.js';
 
 const help = `Usage: patchbay call <provider.operation> [paths…] [options]
 
@@ -95,7 +96,7 @@ export async function runCall(argv: readonly string[], io: CliIO): Promise<numbe
   const connection = integration.document.spec.connections[connectionName]!;
 
   const secrets = new SecretSet({ env: io.env });
-  const redact = (text: string) => redactKnown(maskCredentials(text), secrets.values());
+  const redact = (text: string) => maskCredentials(redactKnown(text, secrets.values()));
   let opened: ProviderConnection | undefined;
   try {
     if (flags.dryRun) {
@@ -188,7 +189,7 @@ function parseCallFlags(argv: readonly string[], io: CliIO): CallFlags | { error
     totalTimeoutMs,
     dryRun: parsed.values['dry-run'] as boolean,
     format,
-    providerDirs: (parsed.values.providers as string[] | undefined) ?? [resolve(io.cwd, 'providers')],
+    providerDirs: (parsed.values.providers as string[] | undefined) ?? defaultProviderDirs(io.cwd, paths.length > 0 ? paths : ['integrations']),
     catalogue: !parsed.values['no-catalogue'],
   };
 }

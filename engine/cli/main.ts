@@ -10,6 +10,8 @@ const usage = `Usage: patchbay <command> [options]
 Commands:
   validate [paths…]   Check manifests (schema, references, secrets, expressions, schedules)
   list [paths…]       Validate, then list the integrations found
+  call <provider.operation> [--with JSON] [--dry-run]
+                      Call one provider operation through an integration's connection
   provider import <openapi-file> --name <name>
                       Create a provider definition from an OpenAPI 3.x / Swagger 2.0 description
   version             Print the version (also --version)
@@ -57,6 +59,10 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO()): Pr
       const { runList } = await import('./list-command.js');
       return runList(rest, io);
     }
+    case 'call': {
+      const { runCall } = await import('./call-command.js');
+      return runCall(rest, io);
+    }
     case 'provider': {
       const { runProvider } = await import('./provider-command.js');
       return runProvider(rest, io);
@@ -64,7 +70,7 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO()): Pr
     default: {
       const { didYouMean } = await import('../lib/did-you-mean.js');
       io.stderr.write(
-        `patchbay: unknown command "${command}"${didYouMean(command, ['validate', 'list', 'provider', 'version', 'help'])}\n\n${usage}`,
+        `patchbay: unknown command "${command}"${didYouMean(command, ['validate', 'list', 'call', 'provider', 'version', 'help'])}\n\n${usage}`,
       );
       return ExitCode.usage;
     }

@@ -75,7 +75,7 @@ export function parseValidateFlags(argv: readonly string[], io: CliIO): Validate
  * A user's repository keeps its own providers beside its integrations, as this one does: the
  * `providers/` folder of the working directory and of each validated folder's parent.
  */
-function defaultProviderDirs(cwd: string, paths: readonly string[]): string[] {
+export function defaultProviderDirs(cwd: string, paths: readonly string[]): string[] {
   const candidates = [join(cwd, 'providers')];
   for (const path of paths) {
     const absolute = resolve(cwd, path);
