@@ -1,4 +1,5 @@
 import { didYouMean } from '../lib/did-you-mean.js';
+import { compilePattern } from '../lib/pattern.js';
 import { parseTemplate } from '../mapping/template.js';
 import { record } from './json-access.js';
 import type { Code } from '../diag/codes.js';
@@ -85,7 +86,7 @@ function mismatch(value: unknown, schemaValue: unknown, path: DocPath, label: st
       return { path, code: 'PB_STEP_INPUT_TYPE', anchor: 'value', message: `${label} is longer than ${schema.maxLength} characters (${length})` };
     }
     if (typeof schema.pattern === 'string') {
-      const pattern = compile(schema.pattern);
+      const pattern = compilePattern(schema.pattern);
       if (pattern && !pattern.test(value)) {
         return { path, code: 'PB_STEP_INPUT_TYPE', anchor: 'value', message: `${label} does not have the required form (pattern ${schema.pattern})` };
       }
@@ -188,20 +189,4 @@ function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-const patternCache = new Map<string, RegExp | null>();
-
-function compile(pattern: string): RegExp | undefined {
-  let compiled = patternCache.get(pattern);
-  if (compiled === undefined) {
-    try {
-      compiled = new RegExp(pattern, 'u');
-    } catch {
-      // A provider pattern that does not compile is reported on the provider, not on each step.
-      compiled = null;
-    }
-    patternCache.set(pattern, compiled);
-  }
-  return compiled ?? undefined;
 }

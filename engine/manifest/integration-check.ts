@@ -1,4 +1,5 @@
 import { closestName, didYouMean } from '../lib/did-you-mean.js';
+import { compilePattern } from '../lib/pattern.js';
 import { formatDurationMs, parseDurationMs } from '../lib/duration.js';
 import { allowMarker, findCredentials, looksSecretName } from '../lib/credentials.js';
 import { isIP } from 'node:net';
@@ -241,7 +242,7 @@ function checkConnection(connection: Json, provider: LoadedProvider, path: DocPa
       continue;
     }
     const pattern = declared[name]?.pattern;
-    if (pattern && typeof value === 'string' && !safeRegExp(pattern)?.test(value)) {
+    if (pattern && typeof value === 'string' && !compilePattern(pattern)?.test(value)) {
       reporter.at(
         [...path, 'variables', name],
         'PB_MANIFEST_BAD_VALUE',
@@ -269,7 +270,7 @@ function checkConnection(connection: Json, provider: LoadedProvider, path: DocPa
         'PB_CONNECTION_API_VERSION',
         `provider "${provider.name}" has no versioned API; remove apiVersion`,
       );
-    } else if (pin.pattern && !safeRegExp(pin.pattern)?.test(pinned)) {
+    } else if (pin.pattern && !compilePattern(pin.pattern)?.test(pinned)) {
       reporter.at(
         [...path, 'apiVersion'],
         'PB_CONNECTION_API_VERSION',
@@ -374,14 +375,6 @@ export function hostMatches(pattern: string, host: string): boolean {
   return p === h;
 }
 
-function safeRegExp(pattern: string): RegExp | undefined {
-  try {
-    return new RegExp(pattern, 'u');
-  } catch {
-    // The provider check reports a bad pattern; here it simply cannot constrain the value.
-    return undefined;
-  }
-}
 
 /** Returns the payload schemas `event` can have (empty when unknown: no path checks). */
 function checkTrigger(

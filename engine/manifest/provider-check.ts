@@ -1,6 +1,7 @@
 import type { ProviderDocument } from '../types/provider.generated.js';
 import type { DocumentReporter } from './report.js';
 import { didYouMean } from '../lib/did-you-mean.js';
+import { compilePattern } from '../lib/pattern.js';
 
 /** The first problem found in a JSON Schema: where (a path inside the schema) and what. */
 export interface SchemaProblem {
@@ -49,7 +50,7 @@ export function checkProvider(
   checkPagination(spec.pagination, ['spec', 'pagination'], reporter);
 
   for (const [name, variable] of Object.entries(spec.variables ?? {})) {
-    if (variable.pattern !== undefined && !compiles(variable.pattern)) {
+    if (variable.pattern !== undefined && compilePattern(variable.pattern) === undefined) {
       reporter.at(['spec', 'variables', name, 'pattern'], 'PB_MANIFEST_BAD_VALUE', `pattern is not a valid regular expression`);
     }
   }
@@ -122,15 +123,5 @@ function checkPagination(
 ): void {
   if (pagination?.style === 'nextUrl' && pagination.nextUrlPath === undefined) {
     reporter.at([...path, 'style'], 'PB_MANIFEST_MISSING_FIELD', '`style: nextUrl` needs `nextUrlPath`, where the response holds the next page');
-  }
-}
-
-function compiles(pattern: string): boolean {
-  try {
-    new RegExp(pattern, 'u');
-    return true;
-  } catch {
-    // An invalid pattern is the finding itself.
-    return false;
   }
 }

@@ -1,9 +1,9 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PatchbayError } from '../../engine/diag/errors.js';
 import { AddressGuard, embeddedIpv4, type ResolvedAddress } from '../../engine/http/address-guard.js';
 import { HttpClient, type HttpClientOptions } from '../../engine/http/client.js';
+import { rejection } from '../support/errors.js';
 
 // A fake resolver: names map to fixed answers, and every question is recorded.
 const answers: Readonly<Record<string, readonly ResolvedAddress[]>> = {
@@ -23,16 +23,6 @@ async function fakeLookup(name: string): Promise<readonly ResolvedAddress[]> {
   const found = answers[name];
   if (found === undefined) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
   return found;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PatchbayError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(PatchbayError);
-    return error as PatchbayError;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 describe('AddressGuard.refusal', () => {

@@ -15,6 +15,7 @@ import {
 import type { InboundResponse, OutboundRequest } from '../../engine/http/request.js';
 import { ManualClock } from '../../engine/lib/clock.js';
 import { MemoryLogger } from '../../engine/lib/log.js';
+import { rejection } from '../support/errors.js';
 
 // ---------------------------------------------------------------------------------------------
 // A real node:http server on 127.0.0.1:0 that plays the provider. Each test installs its route;
@@ -80,16 +81,6 @@ class LocalServer {
 const local = { allowHttpHosts: ['127.0.0.1'], addressPolicy: { allow: ['127.0.0.1/32'] } } satisfies HttpClientOptions;
 
 const get = (url: URL, headers: Record<string, string> = {}): OutboundRequest => ({ method: 'GET', url, headers });
-
-async function rejection(promise: Promise<unknown>): Promise<PatchbayError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(PatchbayError);
-    return error as PatchbayError;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 // A fake key assembled at run time, so no credential-shaped literal is in the repository.
 const fakeStripeKey = () => 'sk_' + 'live_' + randomBytes(16).toString('hex');

@@ -24,6 +24,7 @@ import {
 import type { ProviderDocument, ProviderOperation } from '../../engine/types/provider.generated.js';
 import { repoRoot } from '../support/cli.js';
 import { mulberry32 } from '../support/random.js';
+import { thrown } from '../support/errors.js';
 
 const fixtures = join(repoRoot, 'test', 'fixtures', 'openapi');
 const fixture = (name: string) => readFileSync(join(fixtures, name));
@@ -68,16 +69,6 @@ const input = (op: ProviderOperation) => op.input as InputSchema;
 async function rejection(promise: Promise<unknown>): Promise<PatchbayError> {
   try {
     await promise;
-  } catch (error) {
-    if (error instanceof PatchbayError) return error;
-    throw error;
-  }
-  throw new Error('expected a PatchbayError');
-}
-
-function thrown(fn: () => unknown): PatchbayError {
-  try {
-    fn();
   } catch (error) {
     if (error instanceof PatchbayError) return error;
     throw error;

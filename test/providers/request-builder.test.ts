@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { PatchbayError } from '../../engine/diag/errors.js';
 import type { InboundResponse, OutboundRequest } from '../../engine/http/request.js';
 import { parsePath, readPath } from '../../engine/providers/paths.js';
 import { buildRequest, nextLink, nextPageRequest, type CallTarget } from '../../engine/providers/request-builder.js';
 import { flattenInput, joinPairs } from '../../engine/providers/encode.js';
 import type { ProviderDocument, ProviderOperation } from '../../engine/types/provider.generated.js';
 import { bundledProvider, loadBundledProviders } from './bundled.js';
+import { thrown } from '../support/errors.js';
 
 const accountSid = 'AC' + '0123456789abcdef'.repeat(2);
 
@@ -25,16 +25,6 @@ function bodyText(request: OutboundRequest): string {
   const body = request.body;
   if (body === undefined) return '';
   return typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
-}
-
-function thrown(fn: () => unknown): PatchbayError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof PatchbayError) return error;
-    throw error;
-  }
-  throw new Error('expected a PatchbayError');
 }
 
 describe('paths', () => {

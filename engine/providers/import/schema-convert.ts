@@ -1,5 +1,6 @@
 import type { OpenApiVersion } from './read-document.js';
 import { shortenText } from './text.js';
+import { compilePattern } from '../../lib/pattern.js';
 
 /** A JSON Schema (2020-12) object as written into a provider definition. */
 export type JsonSchema = { [key: string]: unknown };
@@ -171,7 +172,7 @@ function convert(raw: unknown, depth: number, context: Context): JsonSchema | bo
   if (source.patternProperties !== null && typeof source.patternProperties === 'object' && !Array.isArray(source.patternProperties)) {
     const patternProperties: JsonSchema = {};
     for (const [pattern, value] of Object.entries(source.patternProperties as Record<string, unknown>)) {
-      if (compiles(pattern)) patternProperties[pattern] = child(value);
+      if (compilePattern(pattern) !== undefined) patternProperties[pattern] = child(value);
       else context.notes.badPatterns.add(pattern);
     }
     if (Object.keys(patternProperties).length > 0) out.patternProperties = patternProperties;
@@ -201,7 +202,7 @@ function convert(raw: unknown, depth: number, context: Context): JsonSchema | bo
 function convertConstraints(source: Record<string, unknown>, out: JsonSchema, context: Context): void {
   if (typeof source.format === 'string' && keptFormats.has(source.format)) out.format = source.format;
   if (typeof source.pattern === 'string') {
-    if (compiles(source.pattern)) out.pattern = source.pattern;
+    if (compilePattern(source.pattern) !== undefined) out.pattern = source.pattern;
     else context.notes.badPatterns.add(source.pattern);
   }
   convertBounds(source, out);
@@ -264,14 +265,4 @@ function isScalar(value: unknown): boolean {
 function isShortScalar(value: unknown): boolean {
   if (typeof value === 'string') return value.length > 0 && value.length <= maxExampleChars && !/[\r\n]/.test(value);
   return typeof value === 'number' || typeof value === 'boolean';
-}
-
-function compiles(pattern: string): boolean {
-  try {
-    new RegExp(pattern, 'u');
-    return true;
-  } catch {
-    // Reported to the caller through `badPatterns`; the keyword is dropped.
-    return false;
-  }
 }
