@@ -171,9 +171,16 @@ function safePath(body: unknown, path: string | undefined): unknown {
  * `faultstring`, 1.2 `Code/Value` (with `Subcode`) / `Reason/Text`); GraphQL errors fall back to
  * `errors[0].extensions.code` and the joined messages.
  */
-export function extractProviderError(provider: ProviderDocument, body: unknown): { code?: string; message?: string } {
+export function extractProviderError(
+  provider: ProviderDocument,
+  body: unknown,
+  headers: Readonly<Record<string, string>> = {},
+): { code?: string; message?: string } {
   const errors = provider.spec.errors ?? {};
   let code = codeText(safePath(body, errors.codePath));
+  if (code === undefined && errors.codeHeader !== undefined) code = codeText(headers[errors.codeHeader.toLowerCase()]?.split(':')[0]?.trim() || undefined);
+  // AWS JSON protocols qualify the code with its namespace (`com.amazonaws.sqs#QueueDoesNotExist`).
+  if (code?.includes('#')) code = code.slice(code.lastIndexOf('#') + 1);
   let message = messageText(safePath(body, errors.messagePath));
   if (errors.statusPath !== undefined) code ??= codeText(safePath(body, errors.statusPath));
   const fault = soapFault(body);
@@ -300,12 +307,12 @@ export function readResponse(
       }
       return body;
     }
-    const found = extractProviderError(provider, body);
+    const found = extractProviderError(provider, body, response.headers);
     const retryable = found.code !== undefined && (retry.errorCodes ?? []).includes(found.code) && !(retry.excludeErrorCodes ?? []).includes(found.code);
     return fail(retryable ? 'PB_PROVIDER_ERROR_RETRYABLE' : 'PB_PROVIDER_ERROR', why, found, retryable ? waitMs(provider, response, clock) : undefined);
   }
 
-  const found = extractProviderError(provider, parseLoosely(response));
+  const found = extractProviderError(provider, parseLoosely(response), response.headers);
   const excluded = found.code !== undefined && (retry.excludeErrorCodes ?? []).includes(found.code);
   const listedCode = found.code !== undefined && (retry.errorCodes ?? []).includes(found.code);
   const listedStatus = (retry.statuses ?? defaultRetryStatuses).includes(response.status);

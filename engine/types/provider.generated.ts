@@ -375,6 +375,10 @@ export interface ProviderErrors {
    */
   codePath?: string;
   /**
+   * Response header holding the error code when the body has none (AWS `X-Amzn-ErrorType`: the part before any `:` is the code).
+   */
+  codeHeader?: string;
+  /**
    * Path of a boolean that is false on failure even with HTTP 200 (Slack `ok`).
    */
   okPath?: string;
@@ -686,6 +690,10 @@ export interface ProviderErrors1 {
    * Path of the provider's error code (`error.code`, `error`).
    */
   codePath?: string;
+  /**
+   * Response header holding the error code when the body has none (AWS `X-Amzn-ErrorType`: the part before any `:` is the code).
+   */
+  codeHeader?: string;
   /**
    * Path of a boolean that is false on failure even with HTTP 200 (Slack `ok`).
    */

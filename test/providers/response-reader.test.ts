@@ -264,6 +264,24 @@ describe('readResponse: provider errors', () => {
     expect(busy.code).toBe('PB_PROVIDER_ERROR_RETRYABLE');
   });
 
+  it('reads AWS error codes from each protocol: the X-Amzn-ErrorType header (SES), a namespaced __type (SQS), XML (S3, SNS)', async () => {
+    const aws = bundledProvider('aws');
+    const ses = await failure(async () =>
+      readResponse(aws, 'ses.sendEmail', await fetchAnswer(json(400, { message: 'Email address is not verified.' }, { 'x-amzn-errortype': 'MessageRejected:http://internal.amazon.com/coral/com.amazon.sesv2/' }))),
+    );
+    expect(ses.cause.providerCode).toBe('MessageRejected');
+    expect(ses.message).toContain('Email address is not verified.');
+    const sqs = await failure(async () =>
+      readResponse(aws, 'sqs.sendMessage', await fetchAnswer(json(400, { __type: 'com.amazonaws.sqs#QueueDoesNotExist', message: 'The specified queue does not exist.' }))),
+    );
+    expect(sqs.cause.providerCode).toBe('QueueDoesNotExist');
+    const s3 = await failure(async () =>
+      readResponse(aws, 's3.getObject', await fetchAnswer({ status: 404, headers: { 'content-type': 'application/xml' }, body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>' })),
+    );
+    expect(s3.cause.providerCode).toBe('NoSuchKey');
+    expect(s3.retry).toBe('terminal');
+  });
+
   it('reads SOAP 1.1 and 1.2 faults, in a 500 (terminal for SOAP) or a 200', async () => {
     const soap = bundledProvider('soap');
     const fault11 = `<?xml version="1.0"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Client</faultcode><faultstring>Invalid city &amp; country</faultstring></soap:Fault></soap:Body></soap:Envelope>`;
