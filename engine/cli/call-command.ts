@@ -9,6 +9,7 @@ import { didYouMean } from '../lib/did-you-mean.js';
 import { parseDurationMs } from '../lib/duration.js';
 import { SecretSet } from '../lib/secrets.js';
 import { validateManifests, type LoadedIntegration } from '../manifest/validate.js';
+import { maxTimeoutMs } from '../http/client.js';
 import { ProviderConnection } from '../providers/connection.js';
 import { splitCall } from '../providers/registry.js';
 import type { OutboundRequest } from '../http/request.js';
@@ -96,7 +97,7 @@ export async function runCall(argv: readonly string[], io: CliIO): Promise<numbe
   const connection = integration.document.spec.connections[connectionName]!;
 
   const secrets = new SecretSet({ env: io.env });
-  const redact = (text: string) => maskCredentials(redactKnown(text, secrets.values()));
+  const redact = (text: string) => maskCredentials(secrets.redact(text));
   let opened: ProviderConnection | undefined;
   try {
     if (flags.dryRun) {
@@ -123,7 +124,7 @@ export async function runCall(argv: readonly string[], io: CliIO): Promise<numbe
     const unset = flags.dryRun ? unsetVariables(connection, io.env) : [];
     const hint = unset.length > 0 ? ` (a dry run fills unset ${unset.join(', ')} with \${NAME} placeholders; set them to see the real request)` : '';
     const line = `${error.code}: ${redact(error.message)}${hint}`;
-    io.stderr.write(flags.format === 'json' ? `${JSON.stringify({ error: { code: error.code, retry: error.retry, message: redact(error.message) } })}\n` : `patchbay call: ${line} (retry: ${error.retry})\n`);
+    io.stderr.write(flags.format === 'json' ? `${JSON.stringify({ error: { code: error.code, retry: error.retry, ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }), message: redact(error.message) } })}\n` : `patchbay call: ${line} (retry: ${error.retry})\n`);
     return environmentCodes.has(error.code) ? ExitCode.usage : ExitCode.problems;
   } finally {
     await opened?.close();
@@ -173,10 +174,11 @@ function parseCallFlags(argv: readonly string[], io: CliIO): CallFlags | { error
   if (call === undefined || !call.includes('.')) return { error: 'name the operation to call as <provider>.<operation> (twilio.messages.create)' };
   const format = parsed.values.format as string;
   if (format !== 'text' && format !== 'json') return { error: `--format must be text or json, not "${format}"` };
-  const totalTimeoutMs = parseDurationMs(parsed.values.timeout as string);
-  if (totalTimeoutMs === undefined || totalTimeoutMs <= 0) {
-    return { error: `--timeout must be a duration such as 30s or 2m, not "${parsed.values.timeout as string}"` };
+  const timeout = parseDurationMs(parsed.values.timeout as string);
+  if (timeout === undefined || timeout <= 0 || timeout > maxTimeoutMs) {
+    return { error: `--timeout must be a duration from 1ms to 15m, such as 30s or 2m, not "${parsed.values.timeout as string}"` };
   }
+  const totalTimeoutMs = Math.ceil(timeout);
   const inputs = readInputs(parsed.values.with as string | undefined, io.cwd);
   if ('error' in inputs) return inputs;
   return {
@@ -269,11 +271,4 @@ function formatRequest(request: OutboundRequest, redact: (text: string) => strin
   if (body !== undefined) lines.push('', body);
   lines.push('', '(dry run: unsigned, nothing sent)');
   return `${redact(lines.join('\n'))}\n`;
-}
-
-/** Replaces every known secret value in `text` (longest first) with `[redacted]`. */
-function redactKnown(text: string, values: readonly string[]): string {
-  let out = text;
-  for (const value of values) if (value !== '' && out.includes(value)) out = out.split(value).join('[redacted]');
-  return out;
 }

@@ -67,6 +67,7 @@ export const codes = {
   PB_AUTH_MISSING: entry('error', 'The provider needs credentials and the connection has no `auth`.'),
   PB_AUTH_UNSUPPORTED: entry('error', "The connection's auth type is not one the provider accepts."),
   PB_AUTH_UNKNOWN_SCOPE: entry('warning', 'A requested OAuth scope is not one the provider declares.'),
+  PB_AUTH_TOKEN_URL: entry('error', "An OAuth token URL points at a host that is neither the provider's token endpoint nor one the connection may call."),
   PB_AUTH_MISSING_SCOPE: entry('warning', 'A step needs an OAuth scope the connection does not request.'),
   PB_CONNECTION_MISSING_VARIABLE: entry('error', 'A provider variable without default is not set by the connection.'),
   PB_CONNECTION_UNKNOWN_VARIABLE: entry('error', 'A connection sets a variable the provider does not declare.'),

@@ -76,9 +76,16 @@ function untilDate(value: string, clock: Clock): number | undefined {
   return Number.isNaN(at) ? undefined : toMs(at - clock.now());
 }
 
+/**
+ * The longest wait a server's `Retry-After` or reset header can ask for: one day, the default
+ * `retry.maxAge`. Longer (or absurd: `Retry-After: 99999999999`, year 9999) is read as one day,
+ * so a timer never overflows and a hostile server cannot park work for years.
+ */
+export const maxRetryAfterMs = 24 * 60 * 60 * 1000;
+
 function toMs(ms: number): number | undefined {
-  if (!Number.isFinite(ms)) return undefined;
-  return Math.max(0, Math.ceil(ms));
+  if (Number.isNaN(ms)) return undefined;
+  return Math.min(maxRetryAfterMs, Math.max(0, Math.ceil(ms)));
 }
 
 // C0, DEL, C1, line and paragraph separators, and bidirectional overrides: anything that could
@@ -245,6 +252,10 @@ export function classifyNetworkError(error: unknown, method: string, url: URL, p
     // its value.
     const detail = maskCredentials(String((error as Error).message).slice(0, 100));
     return new PatchbayError('PB_HTTP_CLIENT_ERROR', `${target} could not be sent: ${detail} (${code})`, { cause: error });
+  }
+  if (code === 'UND_ERR_HEADERS_OVERFLOW') {
+    // The same server answers the same oversized headers next time: retrying cannot help.
+    return new PatchbayError('PB_HTTP_RESPONSE_TOO_LARGE', `${target} answered with headers larger than the limit (${code})`, { cause: error });
   }
   const where = phase === 'connect' ? 'while connecting' : phase === 'headers' ? 'before the answer' : 'in the middle of the answer';
   return new PatchbayError('PB_HTTP_NETWORK', `${target} failed ${where} (${code ?? (error as Error)?.name ?? 'error'})`, { cause: error });

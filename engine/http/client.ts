@@ -99,6 +99,15 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
   return value;
 }
 
+/** The longest timeout accepted, as for a manifest's `policy.timeout`: 15 minutes. */
+export const maxTimeoutMs = 15 * 60 * 1000;
+
+function timeoutMs(value: number | undefined, fallback: number, name: string): number {
+  const ms = positiveInteger(value, fallback, name);
+  if (ms > maxTimeoutMs) throw new RangeError(`${name} must be at most ${maxTimeoutMs} (15 minutes), got ${ms}`);
+  return ms;
+}
+
 /**
  * True when `url`'s host matches an allowed-host pattern: exact (`api.example.com`), a
  * wildcard over subdomains (`*.example.com`, not the apex), an IP (`127.0.0.1`, `::1` or
@@ -145,9 +154,9 @@ export class HttpClient {
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger;
     this.defaults = {
-      connectTimeoutMs: positiveInteger(options.connectTimeoutMs, 10_000, 'connectTimeoutMs'),
-      headersTimeoutMs: positiveInteger(options.headersTimeoutMs, 30_000, 'headersTimeoutMs'),
-      totalTimeoutMs: positiveInteger(options.totalTimeoutMs, 60_000, 'totalTimeoutMs'),
+      connectTimeoutMs: timeoutMs(options.connectTimeoutMs, 10_000, 'connectTimeoutMs'),
+      headersTimeoutMs: timeoutMs(options.headersTimeoutMs, 30_000, 'headersTimeoutMs'),
+      totalTimeoutMs: timeoutMs(options.totalTimeoutMs, 60_000, 'totalTimeoutMs'),
       maxResponseBytes: positiveInteger(options.maxResponseBytes, 10 * mebibyte, 'maxResponseBytes'),
     };
     this.maxRedirects = positiveInteger(options.maxRedirects, 0, 'maxRedirects', true);
@@ -210,9 +219,9 @@ export class HttpClient {
       return d;
     }
     return {
-      connectTimeoutMs: positiveInteger(perCall.connectTimeoutMs, d.connectTimeoutMs, 'connectTimeoutMs'),
-      headersTimeoutMs: positiveInteger(perCall.headersTimeoutMs, d.headersTimeoutMs, 'headersTimeoutMs'),
-      totalTimeoutMs: positiveInteger(perCall.totalTimeoutMs, d.totalTimeoutMs, 'totalTimeoutMs'),
+      connectTimeoutMs: timeoutMs(perCall.connectTimeoutMs, d.connectTimeoutMs, 'connectTimeoutMs'),
+      headersTimeoutMs: timeoutMs(perCall.headersTimeoutMs, d.headersTimeoutMs, 'headersTimeoutMs'),
+      totalTimeoutMs: timeoutMs(perCall.totalTimeoutMs, d.totalTimeoutMs, 'totalTimeoutMs'),
       maxResponseBytes: positiveInteger(perCall.maxResponseBytes, d.maxResponseBytes, 'maxResponseBytes'),
     };
   }
@@ -485,7 +494,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.phase === 'headers' && this.headersDeadline < at) at = this.headersDeadline;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(onExchangeTimer, Math.max(0, Math.ceil(at - now)), this);
+    // setTimeout turns a delay above 2^31 - 1 ms into 1 ms; deadlines are far below it, but clamp anyway.
+    this.timer = setTimeout(onExchangeTimer, Math.min(2_147_483_647, Math.max(0, Math.ceil(at - now))), this);
   }
 
   private useDecoder(decoder: Transform): void {

@@ -101,6 +101,41 @@ export class SecretSet {
   values(): readonly string[] {
     return [...this.known].sort((a, b) => b.length - a.length);
   }
+
+  /**
+   * `text` with every remembered value replaced by `[redacted]`, in the forms it travels in:
+   * as is, percent-encoded (query strings, form bodies) and inside base64 (basic auth headers,
+   * at any byte alignment — see `encodedForms`).
+   */
+  redact(text: string): string {
+    let out = text;
+    for (const value of this.values()) {
+      for (const form of encodedForms(value)) {
+        if (form !== '' && out.includes(form)) out = out.split(form).join('[redacted]');
+      }
+    }
+    return out;
+  }
+}
+
+/**
+ * The forms a secret may appear in inside text: itself, percent-encoded, and the base64 of it at
+ * each of the three byte alignments (trimmed to the characters that depend on the secret alone),
+ * so `base64("user:" + secret)` in a Basic header is found too.
+ */
+function encodedForms(value: string): string[] {
+  const forms = new Set<string>([value, encodeURIComponent(value)]);
+  const bytes = Buffer.from(value, 'utf8');
+  for (let shift = 0; shift < 3; shift += 1) {
+    const encoded = Buffer.concat([Buffer.alloc(shift), bytes]).toString('base64');
+    // Characters mixing padding bytes with secret bytes are not fixed; drop them at both ends.
+    const start = shift === 0 ? 0 : shift === 1 ? 2 : 3;
+    const tail = (bytes.length + shift) % 3;
+    const end = encoded.length - (tail === 0 ? 0 : 4);
+    const core = encoded.slice(start, end);
+    if (core.length >= 8) forms.add(core);
+  }
+  return [...forms];
 }
 
 /**

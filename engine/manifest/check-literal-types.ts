@@ -160,13 +160,15 @@ function jsonType(value: unknown): JsonType {
 function describe(value: unknown, actual: JsonType, templated: boolean): string {
   if (templated) return 'text with an expression inside';
   if (actual === 'object' || actual === 'array') return `a${actual === 'array' ? 'n' : ''} ${actual}`;
+  if (actual === 'null') return 'null';
   const shown = JSON.stringify(value);
   return `${actual === 'integer' ? 'number' : actual} ${shown.length > 40 ? `${shown.slice(0, 37)}…` : shown}`;
 }
 
 function typeHint(value: unknown, actual: JsonType, expected: JsonType[], templated: boolean): string {
   if (templated) return '; text around {{ }} makes a string, so make the value exactly one {{ expression }}';
-  if (expected.includes('string') && (actual === 'integer' || actual === 'number' || actual === 'boolean' || actual === 'null')) {
+  if (actual === 'null') return '; an empty value, `~` or `null` is null in YAML: give a value or leave the input out';
+  if (expected.includes('string') && (actual === 'integer' || actual === 'number' || actual === 'boolean')) {
     return '; YAML read the unquoted value as a ' + (actual === 'integer' ? 'number' : actual) + ', so quote it';
   }
   if ((expected.includes('number') || expected.includes('integer')) && actual === 'string' && typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) {

@@ -189,6 +189,44 @@ function checkVarsForSecrets(value: unknown, path: DocPath, reporter: DocumentRe
   }
 }
 
+/**
+ * A connection's own token URL must point where the provider's does, or at one of the hosts the
+ * connection may call: the client secret and refresh token are sent there.
+ */
+function checkTokenUrl(
+  tokenUrl: string | undefined,
+  schemeTokenUrl: string | undefined,
+  providerHosts: readonly string[],
+  connection: Json,
+  path: DocPath,
+  reporter: DocumentReporter,
+): void {
+  if (tokenUrl === undefined) return;
+  let host: string;
+  try {
+    host = new URL(tokenUrl).host;
+  } catch {
+    // The schema's `format: uri` reports an unparsable URL.
+    return;
+  }
+  const allowed = Array.isArray(connection.allowedHosts) ? connection.allowedHosts.filter((h): h is string => typeof h === 'string') : [];
+  const patterns = [...providerHosts, ...allowed];
+  let schemeHost: string | undefined;
+  try {
+    schemeHost = schemeTokenUrl === undefined ? undefined : new URL(schemeTokenUrl.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, 'x')).host;
+  } catch {
+    // A provider token URL with a variable in its host cannot be compared; its hosts still apply.
+    schemeHost = undefined;
+  }
+  const hostname = host.replace(/:\d+$/, '');
+  if (host === schemeHost || patterns.some((pattern) => hostMatches(pattern, host) || hostMatches(pattern, hostname))) return;
+  reporter.at(
+    path,
+    'PB_AUTH_TOKEN_URL',
+    `tokenUrl host ${host} is neither the provider's token endpoint${schemeHost ? ` (${schemeHost})` : ''} nor a host the connection may call; the client secret would be sent there (add it to allowedHosts if it is yours)`,
+  );
+}
+
 const knownAuthTypes = ['none', 'apiKey', 'bearer', 'basic', 'oauth2', 'jwt', 'awsSigV4'];
 
 function checkConnection(connection: Json, provider: LoadedProvider, path: DocPath, reporter: DocumentReporter): void {
@@ -207,6 +245,7 @@ function checkConnection(connection: Json, provider: LoadedProvider, path: DocPa
         `provider "${provider.name}" does not accept auth type "${authType}"; it accepts ${accepted.join(', ')}${didYouMean(authType, accepted)}`,
       );
     } else if (authType === 'oauth2') {
+      checkTokenUrl(text(auth?.tokenUrl), scheme.tokenUrl, spec.hosts ?? [], connection, [...path, 'auth', 'tokenUrl'], reporter);
       if (auth?.grant === 'refreshToken' && auth.refreshToken === undefined) {
         reporter.at([...path, 'auth'], 'PB_MANIFEST_MISSING_FIELD', 'grant refreshToken needs refreshToken: { env: NAME }', {
           anchor: 'key',

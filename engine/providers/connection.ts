@@ -74,6 +74,7 @@ export class ProviderConnection {
   private readonly clock: Clock;
   private readonly signers = new Map<string, Signer>();
   private readonly makeSigner: (service: string | undefined) => Signer;
+  private readonly secrets: SecretSet;
 
   private constructor(init: {
     name: string;
@@ -83,6 +84,7 @@ export class ProviderConnection {
     client: HttpClient;
     clock: Clock;
     makeSigner: (service: string | undefined) => Signer;
+    secrets: SecretSet;
   }) {
     this.name = init.name;
     this.provider = init.provider;
@@ -91,6 +93,7 @@ export class ProviderConnection {
     this.client = init.client;
     this.clock = init.clock;
     this.makeSigner = init.makeSigner;
+    this.secrets = init.secrets;
   }
 
   /**
@@ -142,15 +145,17 @@ export class ProviderConnection {
       addressPolicy: { allow: [...(connection.allowPrivateAddresses ?? []), ...(context.allowPrivateAddresses ?? [])] },
     });
 
+    const tokenHosts = [...allowedHosts, ...hostOfTemplate(scheme.tokenUrl, variables)];
     const makeSigner = (service: string | undefined): Signer =>
       createSigner(schemeSettings(scheme, service), auth, {
         clock,
         logger,
         secrets,
         variables,
-        // Token endpoints live on other hosts than the API (oauth2.googleapis.com); the address
-        // guard still applies to them.
-        send: (request) => client.send(request),
+        // Token endpoints may live on other hosts than the API (oauth2.googleapis.com): the
+        // provider's declared token URL host is allowed besides the connection's hosts, nothing
+        // else, so a connection cannot send its client secret to an arbitrary server.
+        send: (request) => client.send(request, { allowedHosts: tokenHosts }),
         persistRefreshToken:
           refreshRef === undefined
             ? undefined
@@ -160,7 +165,7 @@ export class ProviderConnection {
                 else logger.log('warn', 'the token endpoint rotated the refresh token; it is kept in memory only because it comes from an environment variable', { connection: name, provider: provider.name });
               },
       });
-    const opened = new ProviderConnection({ name, provider, allowedHosts, target, client, clock, makeSigner });
+    const opened = new ProviderConnection({ name, provider, allowedHosts, target, client, clock, makeSigner, secrets });
     // Build the default signer now so bad settings and keys fail at open, not at the first call.
     opened.signerFor(undefined);
     return opened;
@@ -178,17 +183,23 @@ export class ProviderConnection {
    * errors, each with its retry intent.
    */
   async call(operation: string, inputs: Readonly<Record<string, unknown>>, options: CallOptions = {}): Promise<CallResult> {
-    const definition = findOperation(this.provider.document, operation);
-    const request = this.build(operation, inputs, options);
-    const signer = this.signerFor(definition);
-    const send = async () => this.client.send(await signer.sign(request), { ...options, allowedHosts: this.allowedHosts });
-    let response: InboundResponse = await send();
-    if (response.status === 401 && signer.invalidate !== undefined) {
-      signer.invalidate();
-      response = await send();
+    try {
+      const definition = findOperation(this.provider.document, operation);
+      const request = this.build(operation, inputs, options);
+      const signer = this.signerFor(definition);
+      let signed = await signer.sign(request);
+      let response: InboundResponse = await this.client.send(signed, { ...options, allowedHosts: this.allowedHosts });
+      if (response.status === 401 && signer.invalidate !== undefined) {
+        // Only the token this request carried is dropped: concurrent 401s cause one renewal.
+        signer.invalidate(signed);
+        signed = await signer.sign(request);
+        response = await this.client.send(signed, { ...options, allowedHosts: this.allowedHosts });
+      }
+      const output = readResponse(this.provider.document, operation, response, this.clock);
+      return { output, status: response.status, durationMs: response.durationMs, request };
+    } catch (error) {
+      throw redactError(error, this.secrets);
     }
-    const output = readResponse(this.provider.document, operation, response, this.clock);
-    return { output, status: response.status, durationMs: response.durationMs, request };
   }
 
   /** Closes the connection's keep-alive sockets. */
@@ -223,6 +234,30 @@ function loopbackHttpHosts(...urls: (string | undefined)[]): string[] {
   return hosts;
 }
 
+/** The host of a URL template whose `{variables}` are filled in, or nothing when there is none or it does not parse. */
+function hostOfTemplate(template: string | undefined, variables: Readonly<Record<string, string>>): string[] {
+  if (template === undefined) return [];
+  try {
+    return [new URL(template.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => variables[name] ?? whole)).host];
+  } catch {
+    // An unparsable token URL is refused by the signer when it is built, with its own message.
+    return [];
+  }
+}
+
+/**
+ * The same failure with every secret the connection knows replaced in its message and causes:
+ * providers echo credentials in error bodies, and error messages reach logs and operators.
+ */
+function redactError(error: unknown, secrets: SecretSet): unknown {
+  if (!(error instanceof PatchbayError)) return error;
+  const cause = error.cause;
+  let redactedCause: unknown = cause;
+  if (cause instanceof Error) redactedCause = Object.assign(new Error(secrets.redact(cause.message)), { name: cause.name });
+  else if (cause !== null && typeof cause === 'object') redactedCause = JSON.parse(secrets.redact(JSON.stringify(cause))) as unknown;
+  return new PatchbayError(error.code, secrets.redact(error.message), { cause: redactedCause, retryAfterMs: error.retryAfterMs });
+}
+
 function schemeSettings(scheme: ProviderAuthScheme, service: string | undefined): AuthSchemeSettings {
   return service === undefined ? scheme : { ...scheme, service };
 }
@@ -237,8 +272,13 @@ async function resolveAuth(connection: Connection, secrets: SecretSet, variables
       return { type: 'apiKey', key: await secrets.resolve(auth.key), in: auth.in, name: auth.name };
     case 'bearer':
       return { type: 'bearer', token: await secrets.resolve(auth.token) };
-    case 'basic':
-      return { type: 'basic', username: await secrets.resolvePlain(auth.username as string | SecretRef), password: await secrets.resolve(auth.password) };
+    case 'basic': {
+      const username = await secrets.resolvePlain(auth.username as string | SecretRef);
+      const password = await secrets.resolve(auth.password);
+      // The header value as sent, so an answer echoing it is redacted whole.
+      secrets.add(Buffer.from(`${username}:${password}`, 'utf8').toString('base64'));
+      return { type: 'basic', username, password };
+    }
     case 'oauth2':
       return {
         type: 'oauth2',

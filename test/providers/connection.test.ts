@@ -124,9 +124,57 @@ describe('a generic http connection', () => {
     expect(local.received).toHaveLength(0);
   });
 
-  it('never shows the token, even when the server echoes it back in an error', async () => {
-    const token = scan.secret(`tok_${randomBytes(16).toString('hex')}`);
-    const local = await server((request, res) => json(res, 500, { message: `bad token ${String(request.headers.authorization)}` }));
+  // Low-entropy words on purpose: credential-shape masking would not catch these, only the
+  // connection's own knowledge of its secrets does.
+  it.each([
+    ['a 400 echoing the Authorization header', 'bearer', (auth: string) => ({ status: 400, body: JSON.stringify({ message: `bad auth ${auth}` }) })],
+    ['a malformed 200 echoing it', 'bearer', (auth: string) => ({ status: 200, body: `{"token":"${auth}", oops` })],
+    ['a 500 echoing a basic-auth header', 'basic', (auth: string) => ({ status: 500, body: JSON.stringify({ message: `bad auth ${auth}` }) })],
+  ] as const)('never shows the credential when %s', async (_label, kind, answer) => {
+    const password = scan.secret(`plain-fake-password-${randomBytes(2).toString('hex')}`);
+    const local = await server((request, res) => {
+      const { status, body } = answer(String(request.headers.authorization));
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(body);
+    });
+    const port = new URL(local.origin).port;
+    const auth = kind === 'bearer' ? '{ type: bearer, token: { env: API_TOKEN } }' : '{ type: basic, username: ops, password: { env: API_TOKEN } }';
+    const result = await load(
+      integration(
+        `    api:
+      provider: http
+      baseUrl: ${local.origin}
+      allowedHosts: [ "127.0.0.1:${port}" ]
+      allowPrivateAddresses: [ 127.0.0.1/32 ]
+      auth: ${auth}`,
+        steps,
+      ),
+    );
+    const api = await open(result, 'api', { API_TOKEN: password });
+    const error = await failure(api.call('request', { method: 'GET', path: '/' }));
+    expect(error.message).toContain('[redacted]');
+    expect(error.message).not.toContain(password);
+    expect(error.message).not.toContain(Buffer.from(`ops:${password}`).toString('base64'));
+    expect(JSON.stringify(error.cause ?? {})).not.toContain(password);
+  });
+
+  it('renews the token once when 20 concurrent calls are refused with 401, and never sends the secret to another token host', async () => {
+    const clientSecret = scan.secret(`cs_${randomBytes(12).toString('hex')}`);
+    let issued = 0;
+    const valid = new Set<string>();
+    const local = await server((request, res) => {
+      if (request.target === '/oauth/token') {
+        issued += 1;
+        const token = `at_${issued}_${randomBytes(8).toString('hex')}`;
+        scan.secret(token);
+        // The first token is revoked at once: every call made with it is refused.
+        if (issued > 1) valid.add(token);
+        return json(res, 200, { access_token: token, token_type: 'Bearer', expires_in: 3600 });
+      }
+      const token = String(request.headers.authorization).replace(/^Bearer /, '');
+      if (!valid.has(token)) return json(res, 401, { message: 'token revoked' });
+      return json(res, 200, { ok: true });
+    });
     const port = new URL(local.origin).port;
     const result = await load(
       integration(
@@ -135,14 +183,42 @@ describe('a generic http connection', () => {
       baseUrl: ${local.origin}
       allowedHosts: [ "127.0.0.1:${port}" ]
       allowPrivateAddresses: [ 127.0.0.1/32 ]
-      auth: { type: bearer, token: { env: API_TOKEN } }`,
+      auth: { type: oauth2, grant: clientCredentials, clientId: app, clientSecret: { env: CLIENT_SECRET }, tokenUrl: "${local.origin}/oauth/token" }`,
         steps,
       ),
     );
-    const api = await open(result, 'api', { API_TOKEN: token });
-    const error = await failure(api.call('request', { method: 'GET', path: '/' }));
-    expect(error.retry).toBe('transient');
-    expect(error.message).not.toContain(token);
+    const api = await open(result, 'api', { CLIENT_SECRET: clientSecret });
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => api.call('request', { method: 'GET', path: '/data' })));
+    expect(outcomes.every((o) => o.status === 200)).toBe(true);
+    expect(issued).toBe(2);
+
+    // A token URL elsewhere is refused before the secret leaves (validation reports it too).
+    const elsewhere = await load(
+      integration(
+        `    api:
+      provider: http
+      baseUrl: ${local.origin}
+      allowedHosts: [ "127.0.0.1:${port}" ]
+      allowPrivateAddresses: [ 127.0.0.1/32, 127.0.0.2/32 ]
+      auth: { type: oauth2, grant: clientCredentials, clientId: app, clientSecret: { env: CLIENT_SECRET }, tokenUrl: "https://127.0.0.2:${port}/oauth/token" }`,
+        steps,
+      ),
+    );
+    expect(elsewhere.diagnostics.map((d) => d.code)).toContain('PB_AUTH_TOKEN_URL');
+    const document = (await import('yaml')).parse(integration(
+      `    api:
+      provider: http
+      baseUrl: ${local.origin}
+      allowedHosts: [ "127.0.0.1:${port}" ]
+      allowPrivateAddresses: [ 127.0.0.1/32, 127.0.0.2/32 ]
+      auth: { type: oauth2, grant: clientCredentials, clientId: app, clientSecret: { env: CLIENT_SECRET }, tokenUrl: "https://127.0.0.2:${port}/oauth/token" }`,
+    )) as { spec: { connections: Record<string, never> } };
+    const before = local.received.length;
+    const stray = await ProviderConnection.open('api', document.spec.connections.api!, elsewhere.registry.get('http')!, { secretSources: { env: { CLIENT_SECRET: clientSecret } }, logger });
+    connections.push(stray);
+    const refused = await failure(stray.call('request', { method: 'GET', path: '/data' }));
+    expect(refused.code).toBe('PB_HTTP_HOST_NOT_ALLOWED');
+    expect(local.received.length).toBe(before);
   });
 });
 

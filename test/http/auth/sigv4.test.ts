@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { Hash } from '@smithy/hash-node';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { PatchbayError } from '../../../engine/diag/errors.js';
 import { createSigner } from '../../../engine/http/auth/create-signer.js';
@@ -206,5 +209,115 @@ describe('what is sent is what is signed', () => {
       const error = (await scan.rejects(Promise.resolve().then(() => createSigner(scheme, auth, {})))) as PatchbayError;
       expect(error.code).toBe('PB_AUTH_BAD_SETTINGS');
     }
+  });
+});
+
+describe('the same signature as SignatureV4.sign', () => {
+  // A small seeded generator (mulberry32), so a failure names a case that can be run again.
+  const random = (seed: number) => () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const pieces = ['a', 'Z', '0', '-', '_', '.', '~', ' ', '+', '%', '%41', '%2F', '%zz', '/', '!', '*', "'", '(', '$', ':', '@', ',', ';', 'é', 'ሴ', '😀', '..', '='];
+  const headerNames = ['accept', 'content-type', 'x-amz-meta-note', 'my-header', 'user-agent', 'date', 'authorization', 'x-forwarded-for', 'proxy-authorization', 'sec-fetch-mode', 'expect', 'x-amz-content-sha256', 'host', 'x-amzn-trace-id'];
+  const headerValues = ['value', ' padded ', 'a   b\tc', 'UPPER', '', 'x,y', '"quoted  text"', 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'];
+  const methods = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'PATCH'] as const;
+
+  /** Decodes a query this signer has already written strictly (`%XX` only, no `+`). */
+  const strictQuery = (search: string): Record<string, string | string[]> => {
+    const query: Record<string, string | string[]> = {};
+    for (const part of search.slice(1).split('&').filter((p) => p !== '')) {
+      const equals = part.indexOf('=');
+      const name = decodeURIComponent(equals < 0 ? part : part.slice(0, equals));
+      const value = equals < 0 ? '' : decodeURIComponent(part.slice(equals + 1));
+      const earlier = query[name];
+      query[name] = earlier === undefined ? value : [...(Array.isArray(earlier) ? earlier : [earlier]), value];
+    }
+    return query;
+  };
+
+  it('on 400 generated requests: paths, queries, headers AWS signs or skips, bodies, S3, session tokens', async () => {
+    const next = random(20260102);
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(next() * list.length)] as T;
+    const text = (max: number) => Array.from({ length: Math.floor(next() * max) }, () => pick(pieces)).join('');
+    for (let i = 0; i < 400; i += 1) {
+      const service = pick(['sqs', 's3', 'execute-api', 'iam']);
+      const credentials = { accessKeyId: `AKID${i}`, secretAccessKey: scan.secret(randomBytes(30).toString('base64')), sessionToken: next() < 0.3 ? scan.secret(randomBytes(40).toString('base64')) : undefined };
+      const dateMs = Date.UTC(2026, 0, 1) + Math.floor(next() * 400 * 86_400_000);
+      const headers: Record<string, string> = {};
+      for (let h = Math.floor(next() * 5); h > 0; h -= 1) headers[pick(headerNames)] = pick(headerValues);
+      const path = Array.from({ length: Math.floor(next() * 4) }, () => text(5)).join('/');
+      const query = Array.from({ length: Math.floor(next() * 4) }, () => (next() < 0.2 ? text(4) : `${text(4)}=${text(4)}`)).join('&');
+      const target = `https://h${i}.example.com:${next() < 0.5 ? 443 : 8443}/${path}${query === '' ? '' : `?${query}`}`;
+      const body = pick([undefined, '', 'Action=SendMessage&MessageBody=hello', new TextEncoder().encode(text(20))]);
+      const method = pick(methods);
+      const unsigned: OutboundRequest = { method, url: new URL(target), headers, ...(body === undefined ? {} : { body }) };
+      const label = `case ${i}: ${method} ${target} ${JSON.stringify(headers)}`;
+
+      const signed = await createSigV4Signer({ ...credentials, region: 'eu-west-1', service, clock: new ManualClock(dateMs) }).sign(unsigned);
+      const s3 = service === 's3';
+      const reference = await new SignatureV4({ service, region: 'eu-west-1', credentials, sha256: Hash.bind(null, 'sha256'), uriEscapePath: !s3, applyChecksum: s3 }).sign(
+        {
+          method,
+          protocol: signed.url.protocol,
+          hostname: signed.url.hostname,
+          ...(signed.url.port === '' ? {} : { port: Number(signed.url.port) }),
+          path: signed.url.pathname,
+          query: strictQuery(signed.url.search),
+          headers: { ...headers, host: headers.host ?? signed.url.host },
+          ...(body === undefined ? {} : { body }),
+        },
+        { signingDate: new Date(dateMs) },
+      );
+      const expected: Record<string, string> = { ...reference.headers };
+      if (headers.host === undefined) delete expected.host;
+      expect(signed.headers, label).toEqual(expected);
+    }
+  });
+});
+
+describe('what is kept between calls (the date for a second, the key for a day)', () => {
+  const signerAt = (clock: ManualClock) =>
+    createSigV4Signer({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: suite.secretAccessKey, region: 'eu-west-1', service: 'sqs', clock });
+
+  it('takes the date from the clock on every call, across a second and a day', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 23, 59, 58, 100));
+    const signer = signerAt(clock);
+    const request: OutboundRequest = { method: 'GET', url: new URL('https://sqs.eu-west-1.amazonaws.com/'), headers: {} };
+    const first = await signer.sign(request);
+    clock.advance(800);
+    const sameSecond = await signer.sign(request);
+    clock.advance(200);
+    const nextSecond = await signer.sign(request);
+    clock.advance(1000);
+    const nextDay = await signer.sign(request);
+    expect([first, sameSecond, nextSecond, nextDay].map((signed) => signed.headers['x-amz-date'])).toEqual([
+      '20260101T235958Z',
+      '20260101T235958Z',
+      '20260101T235959Z',
+      '20260102T000000Z',
+    ]);
+    expect(sameSecond.headers.authorization).toBe(first.headers.authorization);
+    expect(nextSecond.headers.authorization).not.toBe(first.headers.authorization);
+    expect(nextDay.headers.authorization).toContain('Credential=AKIDEXAMPLE/20260102/eu-west-1/sqs/aws4_request');
+    // Each equals what a fresh signer, with nothing cached, makes at that time.
+    const fresh = await signerAt(new ManualClock(Date.UTC(2026, 0, 2))).sign(request);
+    expect(nextDay.headers.authorization).toBe(fresh.headers.authorization);
+  });
+
+  it('sends an already strict URL as it is, and never changes the caller\'s URL', async () => {
+    const signer = signerAt(new ManualClock(suite.date));
+    const strict = new URL('https://sqs.eu-west-1.amazonaws.com/v1/q-1_a.b~?Action=List&acl&x=');
+    expect((await signer.sign({ method: 'GET', url: strict, headers: {} })).url.href).toBe(strict.href);
+    const loose = new URL('https://sqs.eu-west-1.amazonaws.com/a%7eb/c d?&b=x+y&&a=%7E');
+    const before = loose.href;
+    const signed = await signer.sign({ method: 'GET', url: loose, headers: {} });
+    expect(loose.href).toBe(before);
+    expect(signed.url.pathname).toBe('/a~b/c%20d');
+    expect(signed.url.search).toBe('?b=x%20y&a=~');
+    const empty = await signer.sign({ method: 'GET', url: new URL('https://sqs.eu-west-1.amazonaws.com/?&'), headers: {} });
+    expect(empty.url.search).toBe('');
   });
 });
