@@ -17,13 +17,14 @@
 // Deliberate omissions are listed, with a reason, in test/providers/input-coverage-exclusions.json
 // (shared with test/providers/input-coverage.test.ts).
 //
-// Operations are matched to description paths as test/providers/prism.test.ts does (method +
-// full path shape, server path removed). Path parameters are reported when the operation's path
-// has no placeholder at that position; header parameters only when the operation maps an input to
-// that header. Exit status 1 when anything is missing.
+// Operations are matched to description paths by test/support/spec-match.mjs, as the tests do
+// (method + full path shape, server path removed). Path parameters are reported when the
+// operation's path has no placeholder at that position; header parameters only when the operation
+// maps an input to that header. Exit status 1 when anything is missing.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { findSpecPath } from '../test/support/spec-match.mjs';
 
 const root = join(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -52,18 +53,6 @@ for (const file of readdirSync(join(root, 'providers')).filter((name) => /\.ya?m
   }
 }
 const index = JSON.parse(readFileSync(join(specsDir, 'index.json'), 'utf8'));
-
-const shape = (path) => path.replace(/\{[^}]*\}/g, '{}');
-function basePath(template) {
-  if (template === undefined) return '';
-  const filled = template.replace(/\{([^}]*)\}/g, (_whole, name) => `__${name}__`);
-  return decodeURIComponent(new URL(filled).pathname).replace(/__([^_]+)__/g, '{$1}').replace(/\/+$/, '');
-}
-function serverPaths(spec, item) {
-  if (spec.swagger !== undefined) return [(spec.basePath ?? '').replace(/\/+$/, '')];
-  const paths = (item.servers ?? spec.servers ?? []).map((server) => basePath(server.url));
-  return paths.length === 0 ? [''] : paths;
-}
 
 function deref(spec, node, seen = 0) {
   if (node === null || typeof node !== 'object' || typeof node.$ref !== 'string' || seen > 20) return node;
@@ -123,23 +112,6 @@ export function specItems(spec, pathKey, method, operation) {
     for (const [name, schema] of properties) items.push({ where: 'body', name, schema, required: required.has(name) });
   }
   return items;
-}
-
-/** The description path serving `operation`, as prism.test.ts matches it. */
-export function findSpecPath(provider, operation, specs) {
-  const method = (operation.method ?? 'POST').toLowerCase();
-  const base = basePath(operation.baseUrl ?? provider.spec.baseUrl);
-  const fullPath = base + (operation.path ?? '');
-  for (const { file, spec } of specs) {
-    for (const [key, item] of Object.entries(spec.paths)) {
-      if (key.includes('?') || item[method] === undefined) continue;
-      for (const prefix of serverPaths(spec, item)) {
-        if (prefix !== '' && !fullPath.startsWith(prefix)) continue;
-        if (shape(fullPath.slice(prefix.length)) === shape(key)) return { file, spec, pathKey: key, method };
-      }
-    }
-  }
-  return undefined;
 }
 
 function covered(operation, provider, item) {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ProviderDocument, ProviderOperation } from '../../engine/types/provider.generated.js';
+import { findSpecPath, type SpecMatch } from '../support/spec-match.mjs';
 import { loadBundledProviders } from './bundled.js';
 
 /**
@@ -55,43 +56,9 @@ const exclusions = JSON.parse(readFileSync(join(import.meta.dirname, 'input-cove
 delete exclusions.$comment;
 const providers = loadBundledProviders();
 
-// ---- matching an operation to its description path: the same rules as prism.test.ts ----
+// ---- matching an operation to its description path: test/support/spec-match.mjs ----
 
-const shape = (path: string) => path.replace(/\{[^}]*\}/g, '{}');
-
-function basePath(template: string | undefined): string {
-  if (template === undefined) return '';
-  const filled = template.replace(/\{([^}]*)\}/g, (_whole, name: string) => `__${name}__`);
-  return decodeURIComponent(new URL(filled).pathname).replace(/__([^_]+)__/g, '{$1}').replace(/\/+$/, '');
-}
-
-function serverPaths(spec: OpenApi, item: PathItem): string[] {
-  if (spec.swagger !== undefined) return [(spec.basePath ?? '').replace(/\/+$/, '')];
-  const paths = (item.servers ?? spec.servers ?? []).map((server) => basePath(server.url));
-  return paths.length === 0 ? [''] : paths;
-}
-
-interface Found {
-  readonly file: string;
-  readonly spec: OpenApi;
-  readonly pathKey: string;
-  readonly method: string;
-}
-
-function findSpecPath(provider: ProviderDocument, operation: ProviderOperation, specs: { file: string; spec: OpenApi }[]): Found | undefined {
-  const method = (operation.method ?? 'POST').toLowerCase();
-  const fullPath = basePath(operation.baseUrl ?? provider.spec.baseUrl) + (operation.path ?? '');
-  for (const { file, spec } of specs) {
-    for (const [key, item] of Object.entries(spec.paths)) {
-      if (key.includes('?') || item[method] === undefined) continue;
-      for (const prefix of serverPaths(spec, item)) {
-        if (prefix !== '' && !fullPath.startsWith(prefix)) continue;
-        if (shape(fullPath.slice(prefix.length)) === shape(key)) return { file, spec, pathKey: key, method };
-      }
-    }
-  }
-  return undefined;
-}
+type Found = SpecMatch<OpenApi>;
 
 // ---- what a description declares ----
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OutboundRequest } from '../../engine/http/request.js';
 import { buildRequest, type CallTarget } from '../../engine/providers/request-builder.js';
 import type { ProviderDocument } from '../../engine/types/provider.generated.js';
+import { basePath, findSpecPath, type MatchableSpec } from '../support/spec-match.mjs';
 import { loadBundledProviders } from './bundled.js';
 
 /**
@@ -25,31 +26,8 @@ interface SpecIndex {
   readonly openapi: Record<string, { readonly files: { readonly file: string }[] }>;
 }
 
-type OpenApi = {
-  readonly swagger?: string;
-  readonly basePath?: string;
-  readonly servers?: { readonly url: string }[];
-  readonly paths: Record<string, Record<string, unknown> & { readonly servers?: { readonly url: string }[] }>;
-};
-
 const index = JSON.parse(readFileSync(join(specsDir, 'index.json'), 'utf8')) as SpecIndex;
 const providers = loadBundledProviders();
-
-/** `{anything}` and `{anything+}` → `{}`, so templates compare by shape. */
-const shape = (path: string) => path.replace(/\{[^}]*\}/g, '{}');
-
-/** The path of a base URL template, placeholders kept (`/admin/api/{apiVersion}`), no trailing `/`. */
-function basePath(template: string | undefined): string {
-  if (template === undefined) return '';
-  const filled = template.replace(/\{([^}]*)\}/g, (_whole, name: string) => `__${name}__`);
-  return decodeURIComponent(new URL(filled).pathname).replace(/__([^_]+)__/g, '{$1}').replace(/\/+$/, '');
-}
-
-function serverPaths(spec: OpenApi, item: OpenApi['paths'][string]): string[] {
-  if (spec.swagger !== undefined) return [(spec.basePath ?? '').replace(/\/+$/, '')];
-  const paths = (item.servers ?? spec.servers ?? []).map((server) => basePath(server.url));
-  return paths.length === 0 ? [''] : paths;
-}
 
 interface Planned {
   readonly operation: string;
@@ -61,28 +39,18 @@ interface Planned {
 
 /** Maps each operation to the description path serving its method and full path. */
 function plan(provider: ProviderDocument, files: string[]): { planned: Planned[]; unmatched: string[] } {
-  const specs = files.map((file) => ({ file, spec: JSON.parse(readFileSync(join(specsDir, file), 'utf8')) as OpenApi }));
+  const specs = files.map((file) => ({ file, spec: JSON.parse(readFileSync(join(specsDir, file), 'utf8')) as MatchableSpec }));
   const planned: Planned[] = [];
   const unmatched: string[] = [];
   for (const [name, operation] of Object.entries(provider.spec.operations)) {
-    const method = (operation.method ?? 'POST').toLowerCase();
-    const base = basePath(operation.baseUrl ?? provider.spec.baseUrl);
-    const fullPath = base + (operation.path ?? '');
-    let found: Planned | undefined;
-    for (const { file, spec } of specs) {
-      for (const [key, item] of Object.entries(spec.paths)) {
-        if (found !== undefined || key.includes('?') || item[method] === undefined) continue;
-        for (const prefix of serverPaths(spec, item)) {
-          if (prefix !== '' && !fullPath.startsWith(prefix)) continue;
-          if (shape(fullPath.slice(prefix.length)) === shape(key)) {
-            found = { operation: name, file, pathKey: key, mockBasePath: base.startsWith(prefix) ? base.slice(prefix.length) : base };
-            break;
-          }
-        }
-      }
+    const found = findSpecPath(provider, operation, specs);
+    if (found === undefined) {
+      const fullPath = basePath(operation.baseUrl ?? provider.spec.baseUrl) + (operation.path ?? '');
+      unmatched.push(`${name} (${(operation.method ?? 'POST').toUpperCase()} ${fullPath})`);
+      continue;
     }
-    if (found === undefined) unmatched.push(`${name} (${method.toUpperCase()} ${fullPath})`);
-    else planned.push(found);
+    const { file, pathKey, prefix, base } = found;
+    planned.push({ operation: name, file, pathKey, mockBasePath: base.startsWith(prefix) ? base.slice(prefix.length) : base });
   }
   return { planned, unmatched };
 }
