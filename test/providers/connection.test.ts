@@ -44,6 +44,18 @@ ${connections}
 ${steps}`;
 }
 
+/**
+ * The `api` connection of the generic `http` provider to the server at `origin` (allowed as its
+ * only host), with `auth` as flow YAML and the private ranges it may reach (none: no
+ * `allowPrivateAddresses` line).
+ */
+function httpConnection(origin: string, auth: string, privateAddresses: readonly string[] = ['127.0.0.1/32']): string {
+  const lines = ['    api:', '      provider: http', `      baseUrl: ${origin}`, `      allowedHosts: [ "${new URL(origin).host}" ]`];
+  if (privateAddresses.length > 0) lines.push(`      allowPrivateAddresses: [ ${privateAddresses.join(', ')} ]`);
+  lines.push(`      auth: ${auth}`);
+  return lines.join('\n');
+}
+
 async function load(yaml: string): Promise<ValidationResult> {
   const dir = makeTempDir('patchbay-connection-');
   writeFiles(dir, { 'integrations/outbound.yaml': yaml });
@@ -76,18 +88,7 @@ describe('a generic http connection', () => {
   it('calls an allowed private server with the token from the environment and parses the answer', async () => {
     const token = scan.secret(`tok_${randomBytes(16).toString('hex')}`);
     const local = await server((_request, res) => json(res, 200, { pong: true }));
-    const port = new URL(local.origin).port;
-    const result = await load(
-      integration(
-        `    api:
-      provider: http
-      baseUrl: ${local.origin}
-      allowedHosts: [ "127.0.0.1:${port}" ]
-      allowPrivateAddresses: [ 127.0.0.1/32 ]
-      auth: { type: bearer, token: { env: API_TOKEN } }`,
-        steps,
-      ),
-    );
+    const result = await load(integration(httpConnection(local.origin, '{ type: bearer, token: { env: API_TOKEN } }'), steps));
     const api = await open(result, 'api', { API_TOKEN: token });
     const called = await api.call('request', { method: 'POST', path: '/ping', body: { hello: 'world' } });
     expect(called.status).toBe(200);
@@ -101,15 +102,7 @@ describe('a generic http connection', () => {
 
   it('refuses a loopback server the connection does not allow, before anything is sent', async () => {
     const local = await server((_request, res) => json(res, 200, {}));
-    const port = new URL(local.origin).port;
-    const yaml = integration(
-      `    api:
-      provider: http
-      baseUrl: ${local.origin}
-      allowedHosts: [ "127.0.0.1:${port}" ]
-      auth: { type: none }`,
-      steps,
-    );
+    const yaml = integration(httpConnection(local.origin, '{ type: none }', []), steps);
     const result = await load(yaml);
     // Validation already says so ...
     expect(result.diagnostics.map((d) => d.code)).toContain('PB_CONNECTION_PRIVATE_ADDRESS');
@@ -137,19 +130,8 @@ describe('a generic http connection', () => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(body);
     });
-    const port = new URL(local.origin).port;
     const auth = kind === 'bearer' ? '{ type: bearer, token: { env: API_TOKEN } }' : '{ type: basic, username: ops, password: { env: API_TOKEN } }';
-    const result = await load(
-      integration(
-        `    api:
-      provider: http
-      baseUrl: ${local.origin}
-      allowedHosts: [ "127.0.0.1:${port}" ]
-      allowPrivateAddresses: [ 127.0.0.1/32 ]
-      auth: ${auth}`,
-        steps,
-      ),
-    );
+    const result = await load(integration(httpConnection(local.origin, auth), steps));
     const api = await open(result, 'api', { API_TOKEN: password });
     const error = await failure(api.call('request', { method: 'GET', path: '/' }));
     expect(error.message).toContain('[redacted]');
@@ -176,43 +158,18 @@ describe('a generic http connection', () => {
       return json(res, 200, { ok: true });
     });
     const port = new URL(local.origin).port;
-    const result = await load(
-      integration(
-        `    api:
-      provider: http
-      baseUrl: ${local.origin}
-      allowedHosts: [ "127.0.0.1:${port}" ]
-      allowPrivateAddresses: [ 127.0.0.1/32 ]
-      auth: { type: oauth2, grant: clientCredentials, clientId: app, clientSecret: { env: CLIENT_SECRET }, tokenUrl: "${local.origin}/oauth/token" }`,
-        steps,
-      ),
-    );
+    const oauth = (tokenUrl: string) => `{ type: oauth2, grant: clientCredentials, clientId: app, clientSecret: { env: CLIENT_SECRET }, tokenUrl: "${tokenUrl}" }`;
+    const result = await load(integration(httpConnection(local.origin, oauth(`${local.origin}/oauth/token`)), steps));
     const api = await open(result, 'api', { CLIENT_SECRET: clientSecret });
     const outcomes = await Promise.all(Array.from({ length: 20 }, () => api.call('request', { method: 'GET', path: '/data' })));
     expect(outcomes.every((o) => o.status === 200)).toBe(true);
     expect(issued).toBe(2);
 
     // A token URL elsewhere is refused before the secret leaves (validation reports it too).
-    const elsewhere = await load(
-      integration(
-        `    api:
-      provider: http
-      baseUrl: ${local.origin}
-      allowedHosts: [ "127.0.0.1:${port}" ]
-      allowPrivateAddresses: [ 127.0.0.1/32, 127.0.0.2/32 ]
-      auth: { type: oauth2, grant: clientCredentials, clientId: app, clientSecret: { env: CLIENT_SECRET }, tokenUrl: "https://127.0.0.2:${port}/oauth/token" }`,
-        steps,
-      ),
-    );
+    const elsewhereConnection = httpConnection(local.origin, oauth(`https://127.0.0.2:${port}/oauth/token`), ['127.0.0.1/32', '127.0.0.2/32']);
+    const elsewhere = await load(integration(elsewhereConnection, steps));
     expect(elsewhere.diagnostics.map((d) => d.code)).toContain('PB_AUTH_TOKEN_URL');
-    const document = (await import('yaml')).parse(integration(
-      `    api:
-      provider: http
-      baseUrl: ${local.origin}
-      allowedHosts: [ "127.0.0.1:${port}" ]
-      allowPrivateAddresses: [ 127.0.0.1/32, 127.0.0.2/32 ]
-      auth: { type: oauth2, grant: clientCredentials, clientId: app, clientSecret: { env: CLIENT_SECRET }, tokenUrl: "https://127.0.0.2:${port}/oauth/token" }`,
-    )) as { spec: { connections: Record<string, never> } };
+    const document = (await import('yaml')).parse(integration(elsewhereConnection)) as { spec: { connections: Record<string, never> } };
     const before = local.received.length;
     const stray = await ProviderConnection.open('api', document.spec.connections.api!, elsewhere.registry.get('http')!, { secretSources: { env: { CLIENT_SECRET: clientSecret } }, logger });
     connections.push(stray);
