@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, realpath, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { PatchbayError } from '../diag/errors.js';
 
@@ -153,9 +153,16 @@ export async function writeSecret(ref: SecretRef, value: string): Promise<void> 
       `${describeSecretRef(ref)} cannot be updated from inside Patchbay: the new value is kept in memory until restart; use a { file } reference to keep rotated secrets`,
     );
   }
-  const file = ref.file;
-  const temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  let file = ref.file;
+  let temporary: string | undefined;
   try {
+    // A mounted secret is often a symbolic link (Kubernetes projects `..data/` links): write the
+    // file it points at, or the rename would replace the link and the target keep the old value.
+    file = await realpath(file).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return ref.file!;
+      throw error;
+    });
+    temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
     const handle = await open(temporary, 'wx', 0o600);
     try {
       await handle.writeFile(value, 'utf8');
@@ -164,13 +171,31 @@ export async function writeSecret(ref: SecretRef, value: string): Promise<void> 
       await handle.close();
     }
     await rename(temporary, file);
+    await syncFolder(dirname(file));
   } catch (error) {
     // The temporary file may not exist (open failed); removing it is best effort and its own
     // failure would hide the real one.
-    await rm(temporary, { force: true }).catch(() => undefined);
+    if (temporary !== undefined) await rm(temporary, { force: true }).catch(() => undefined);
     const reason = (error as NodeJS.ErrnoException).code ?? 'write error';
     throw new PatchbayError('PB_SECRET_NOT_WRITABLE', `secret file ${file} cannot be written (${reason}); the new value is kept in memory only`, {
       cause: error,
     });
+  }
+}
+
+/**
+ * Flushes a folder's entries, so a rename in it survives a power cut. Best effort: the new value
+ * is already in place and readable, and some file systems cannot sync a folder.
+ */
+async function syncFolder(folder: string): Promise<void> {
+  try {
+    const handle = await open(folder, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // Not fatal: see above.
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -97,6 +97,20 @@ describe('writeSecret', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readdirSync(sub)).toEqual(['refresh_token']);
     expect(await resolveSecret({ file })).toBe(value);
+  });
+
+  it('writes through a symbolic link to the file it points at, as mounted secrets are linked', async () => {
+    const sub = mkdtempSync(join(dir, 'l-'));
+    mkdirSync(join(sub, '..data'));
+    const target = join(sub, '..data', 'refresh_token');
+    writeFileSync(target, 'old', { mode: 0o600 });
+    const link = join(sub, 'refresh_token');
+    symlinkSync(join('..data', 'refresh_token'), link);
+    const value = fresh();
+    await writeSecret({ file: link }, value);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readFileSync(target, 'utf8')).toBe(value);
+    expect(await resolveSecret({ file: link })).toBe(value);
   });
 
   it('refuses env references and unwritable places, without the value', async () => {
