@@ -392,8 +392,10 @@ function checkConnection(connection: Json, provider: LoadedProvider, path: DocPa
  * Why calls to `host` would be refused by the outbound address guard, for hosts known without
  * DNS (`localhost` and literal IPs), or undefined. Names are resolved only at call time.
  */
-function privateHostRefusal(host: string, allow: readonly string[]): string | undefined {
+function privateHostRefusal(hostText: string, allow: readonly string[]): string | undefined {
   const guard = new AddressGuard({ allow });
+  // `localhost.` is the same name as `localhost` (a fully qualified name's root dot).
+  const host = hostText.replace(/\.$/, '');
   if (host.toLowerCase() === 'localhost') {
     return guard.refusal('127.0.0.1') === undefined && guard.refusal('::1') === undefined ? undefined : 'a loopback name';
   }
