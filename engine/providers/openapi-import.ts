@@ -21,9 +21,9 @@ import { readApiDocument, type ApiDocument } from './import/read-document.js';
 import { dereferenceDocument } from './import/references.js';
 import type { SchemaNotes } from './import/schema-convert.js';
 import { baseServerVariables, convertSecuritySchemes, serverHost, serverTemplate, swaggerServer, type ServerTemplate } from './import/servers-auth.js';
-import { firstSentence, redactCredentials, shortenText } from './import/text.js';
+import { firstSentence, maskQuoted, redactCredentials, shortenText } from './import/text.js';
 
-export { maxImportBytes } from './import/read-document.js';
+export { maxImportBytes, maxNestingDepth } from './import/read-document.js';
 export { baselineFeatures, type ProviderFeatures } from './import/operations.js';
 
 /** The largest provider document the importer writes: `patchbay validate` refuses documents over 256 KiB. */
@@ -102,10 +102,12 @@ export interface OpenApiImportResult {
  * resolved; recursive ones and deep or huge schemas are cut with "(truncated)". When the result
  * would pass `maxDocumentBytes`, the largest operations get leaner schemas (no output, shorter
  * descriptions, less depth) until it fits. The result is not validated here (the caller runs
- * `patchbay validate`'s checks). Throws PatchbayError:
+ * `patchbay validate`'s checks). Messages quote JSON pointers and paths of the document as
+ * written and mask the values they quote (versions, tags, server URLs). Throws PatchbayError:
  * PB_IMPORT_INPUT_TOO_LARGE, PB_IMPORT_SYNTAX, PB_IMPORT_NOT_OPENAPI (see `readApiDocument`);
- * PB_IMPORT_BAD_REF (external or dangling `$ref`); PB_USAGE (an `include` regex or `baseUrl`
- * that is invalid); PB_IMPORT_NO_BASE_URL (no absolute server and no `baseUrl`);
+ * PB_IMPORT_BAD_REF (external or dangling `$ref`, or a cycle of bare `$ref`s);
+ * PB_IMPORT_TOO_DEEP (objects and lists nested past {@link maxNestingDepth}); PB_USAGE (an
+ * `include` regex or `baseUrl` that is invalid); PB_IMPORT_NO_BASE_URL (no absolute server and no `baseUrl`);
  * PB_IMPORT_NO_OPERATIONS (nothing selected or nothing importable);
  * PB_IMPORT_OUTPUT_TOO_LARGE (over the limit even at the leanest level).
  */
@@ -144,7 +146,7 @@ export async function importOpenApi(bytes: Uint8Array, options: OpenApiImportOpt
       throw new PatchbayError(
         'PB_IMPORT_NO_OPERATIONS',
         `--include ${matchers.map((m) => JSON.stringify(m.value)).join(', ')} matched none of the ${all.length} operations of ${sourceName}${
-          tags.length > 0 ? `; its tags include ${tags.join(', ')}` : ''
+          tags.length > 0 ? `; its tags include ${maskQuoted(tags.join(', '))}` : ''
         }`,
       );
     }
@@ -176,7 +178,7 @@ export async function importOpenApi(bytes: Uint8Array, options: OpenApiImportOpt
       'PB_IMPORT_NO_OPERATIONS',
       `none of the ${selected.length} selected operations of ${sourceName} can be imported: ${skipped
         .slice(0, 3)
-        .map((s) => `${s.operation}: ${s.reason}`)
+        .map((s) => `${s.operation}: ${maskQuoted(s.reason)}`)
         .join('; ')}`,
     );
   }
@@ -189,7 +191,7 @@ export async function importOpenApi(bytes: Uint8Array, options: OpenApiImportOpt
     const written = firstServerUrl(doc, api);
     throw new PatchbayError(
       'PB_IMPORT_NO_BASE_URL',
-      `${sourceName} gives no absolute server URL${written === undefined ? '' : ` (its server is "${written}")`} for ${describeOperation(shapes[missing]!.raw)}; pass --base-url https://…`,
+      `${sourceName} gives no absolute server URL${written === undefined ? '' : ` (its server is "${maskQuoted(written)}")`} for ${describeOperation(shapes[missing]!.raw)}; pass --base-url https://…`,
     );
   }
   const base = mostCommonServer(effective as ServerTemplate[], documentServer);

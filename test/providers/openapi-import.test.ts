@@ -203,6 +203,109 @@ describe('references', () => {
   });
 });
 
+/** A schema nested `levels` times through `properties`, written as JSON text (JSON.stringify would overflow the stack itself). */
+const deepSchemaJson = (levels: number) => `${'{"type":"object","properties":{"p":'.repeat(levels)}{"type":"string"}${'}}'.repeat(levels)}`;
+
+const postBody = (schema: string, components = '') =>
+  `{"openapi":"3.0.3","info":{"title":"Deep","version":"1"},"servers":[{"url":"https://api.deep.test"}],` +
+  `"paths":{"/a":{"post":{"operationId":"makeA","requestBody":{"required":true,"content":{"application/json":{"schema":${schema}}}},` +
+  `"responses":{"200":{"description":"ok"}}}}}${components}}`;
+
+describe('reference cycles, depth and pointers in messages', () => {
+  it('refuses a cycle of bare references used as a body, naming where it starts, rather than sending the body raw', async () => {
+    const text = postBody('{"$ref":"#/components/schemas/A"}', ',"components":{"schemas":{"A":{"$ref":"#/components/schemas/B"},"B":{"$ref":"#/components/schemas/A"}}}');
+    const error = await rejection(importText(text, { sourceName: 'cycle.json' }));
+    expect(error.code).toBe('PB_IMPORT_BAD_REF');
+    expect(error.message).toBe(
+      'cycle.json: $ref "#/components/schemas/A" at /paths/~1a/post/requestBody/content/application~1json/schema leads to a cycle of references with no schema in it ' +
+        '(#/components/schemas/A → #/components/schemas/B → #/components/schemas/A); give one of them a schema',
+    );
+    // A reference to itself, even in a component no operation uses, is the same mistake.
+    const self = await rejection(importText(minimal('  /a:\n    get:\n      responses: { \'200\': { description: ok } }\n', 'components: { schemas: { Me: { $ref: \'#/components/schemas/Me\' } } }\n')));
+    expect(self.code).toBe('PB_IMPORT_BAD_REF');
+    expect(self.message).toBe(
+      'api.yaml: $ref "#/components/schemas/Me" at /components/schemas/Me leads to a cycle of references with no schema in it (/components/schemas/Me → #/components/schemas/Me); give one of them a schema',
+    );
+  });
+
+  it('still imports a recursive schema that has content, cut where it recurses', async () => {
+    const text = postBody(
+      '{"$ref":"#/components/schemas/Node"}',
+      ',"components":{"schemas":{"Node":{"type":"object","properties":{"name":{"type":"string"},"child":{"$ref":"#/components/schemas/Node"}}}}}',
+    );
+    const result = await importText(text);
+    const body = input(operation(result, 'makeA'));
+    expect(operation(result, 'makeA').body).toBe('json');
+    expect(Object.keys(body.properties)).toEqual(['name', 'child']);
+    expect(result.truncatedSchemas).toBeGreaterThan(0);
+  });
+
+  it('refuses JSON nested 10,000 levels with PB_IMPORT_TOO_DEEP and the pointer where it goes deep, never a stack overflow', async () => {
+    const error = await rejection(importText(postBody(deepSchemaJson(10_000)), { sourceName: 'deep.json' }));
+    expect(error.code).toBe('PB_IMPORT_TOO_DEEP');
+    expect(error.message).toBe(
+      'deep.json: objects and lists nest deeper than 256 levels (with $refs followed) at /paths/~1a/post/requestBody/content/application~1json/schema/properties/p/properties/p/properties/…; no OpenAPI description needs that many, so it is not imported',
+    );
+  });
+
+  it('refuses YAML nested 10,000 levels (flow) or 2,000 (block) before composing it, with its position', async () => {
+    const flow = minimal(
+      `  /a:\n    post:\n      responses: { '200': { description: ok } }\n      requestBody:\n        content:\n          application/json:\n            schema: ${'{type: object, properties: {p: '.repeat(10_000)}{type: string}${'}}'.repeat(10_000)}\n`,
+    );
+    const error = await rejection(importText(flow, { sourceName: 'deep.yaml' }));
+    expect(error.code).toBe('PB_IMPORT_TOO_DEEP');
+    // Line 11 holds the schema; its 257th mapping (the 124th `properties`' value's parent) opens at column 3892.
+    expect(error.message).toBe('deep.yaml:11:3892: the YAML nests mappings and lists deeper than 256 levels here; no OpenAPI description needs that many, so it is not read');
+    expect(error.message).not.toMatch(/call stack/i);
+    let block = 'openapi: 3.0.3\n';
+    for (let level = 0; level < 2000; level += 1) block += `${' '.repeat(level)}k:\n`;
+    block += `${' '.repeat(2000)}v: 1\n`;
+    const blockError = await rejection(importText(block, { sourceName: 'block.yaml' }));
+    expect(blockError.code).toBe('PB_IMPORT_TOO_DEEP');
+    // The root mapping opens on line 1; the one at depth d on line d + 1, column d.
+    expect(blockError.message).toMatch(/^block\.yaml:258:257: the YAML nests mappings and lists deeper than 256 levels here; /);
+  });
+
+  it('counts depth through $refs: a chain of shallow schemas that nests too deep is refused, a deep but sane one imported', async () => {
+    const chain = (count: number) => {
+      const schemas: string[] = [];
+      for (let i = 0; i < count; i += 1) {
+        const next = i + 1 < count ? `{"$ref":"#/components/schemas/S${i + 1}"}` : '{"type":"string"}';
+        schemas.push(`"S${i}":${deepSchemaJson(9).replace('{"type":"string"}', next)}`);
+      }
+      return postBody('{"$ref":"#/components/schemas/S0"}', `,"components":{"schemas":{${schemas.join(',')}}}`);
+    };
+    const error = await rejection(importText(chain(20), { sourceName: 'chain.json' }));
+    expect(error.code).toBe('PB_IMPORT_TOO_DEEP');
+    expect(error.message).toContain('at /paths/~1a/post/requestBody/content/application~1json/schema → #/components/schemas/S0/properties/p/');
+    // 5 × 9 × 2 levels: deep, yet far below the limit; cut to the schema depth bound.
+    const result = await importText(chain(5));
+    expect(operation(result, 'makeA').body).toBe('json');
+    expect(result.truncatedSchemas).toBeGreaterThan(0);
+  });
+
+  it('shows JSON pointers intact and masks values it quotes', async () => {
+    // The pointer reads like an opaque token to the credential masker (32+ letters and digits, mixed case).
+    const pointer = '#/paths/~1a~1p~1application~1json/post/requestBody/content/application~1json/schema/nope';
+    const text = `{"openapi":"3.0.3","info":{"title":"t","version":"1"},"servers":[{"url":"https://api.x.test"}],"paths":{"/a/p/application/json":{"post":{"requestBody":{"content":{"application/json":{"schema":{"$ref":"${pointer}"}}}},"responses":{"200":{"description":"ok"}}}}}}`;
+    const error = await rejection(importText(text, { sourceName: 'api.json' }));
+    expect(error.code).toBe('PB_IMPORT_BAD_REF');
+    expect(error.message).toBe(
+      `api.json: $ref "${pointer}" at /paths/~1a~1p~1application~1json/post/requestBody/content/application~1json/schema points to nothing in the document`,
+    );
+    const key = `sk_live_${randomBytes(12).toString('hex')}`;
+    const version = thrown(() => readApiDocument(Buffer.from(`openapi: "4.${key}"\n`), 'api.yaml'));
+    expect(version.code).toBe('PB_IMPORT_NOT_OPENAPI');
+    expect(version.message).not.toContain(key);
+    expect(version.message).toContain('[redacted]');
+    const external = await rejection(
+      importText(minimal(`  /a:\n    get:\n      responses: { '200': { description: ok, content: { application/json: { schema: { $ref: 'https://specs.test/pet.json?token=${key}#/Pet' } } } } }\n`)),
+    );
+    expect(external.message).toContain('$ref "https://specs.test/pet.json?…#/Pet" at /paths/~1a/get/responses/200/content/application~1json/schema');
+    expect(external.message).not.toContain(key);
+  });
+});
+
 const fullDetail: SchemaDetail = detailLevels[0]!;
 const notes = (): SchemaNotes => ({ badPatterns: new Set(), truncated: 0 });
 

@@ -1,9 +1,18 @@
 import { gunzipSync } from 'node:zlib';
-import { parseDocument } from 'yaml';
+import { Composer, Parser, type CST, type Document } from 'yaml';
 import { PatchbayError } from '../../diag/errors.js';
+import { maskQuoted } from './text.js';
 
 /** Largest OpenAPI document `provider import` reads (also after decompression), in bytes. */
 export const maxImportBytes = 64 * 1024 * 1024;
+
+/**
+ * Deepest nesting of objects and lists the importer reads, counted with local `$ref`s followed.
+ * Real descriptions stay under 30 (Stripe's 25); the YAML composer and the reference resolver
+ * recurse and overflow the stack somewhere past 1,000 levels, so a document nested deeper is
+ * refused with PB_IMPORT_TOO_DEEP before they see it.
+ */
+export const maxNestingDepth = 256;
 
 /** The OpenAPI dialects the importer understands. */
 export type OpenApiVersion = '2.0' | '3.0' | '3.1';
@@ -23,6 +32,9 @@ export interface ApiDocument {
  * messages. Throws PatchbayError with code
  * - PB_IMPORT_INPUT_TOO_LARGE: more than {@link maxImportBytes}, compressed or not;
  * - PB_IMPORT_SYNTAX: not valid JSON/YAML, with `file:line:col` in the message;
+ * - PB_IMPORT_TOO_DEEP: YAML nested deeper than {@link maxNestingDepth} (checked before the
+ *   recursive composer runs; JSON's parser does not recurse, and the parsed value's depth is
+ *   checked, `$ref`s followed, by `dereferenceDocument`);
  * - PB_IMPORT_NOT_OPENAPI: binary data, or another kind of document (a Smithy model, a GraphQL
  *   introspection result, an AsyncAPI document, a Patchbay manifest) with what to use instead.
  */
@@ -41,7 +53,7 @@ export function readApiDocument(bytes: Uint8Array, sourceName: string): ApiDocum
           cause: error,
         });
       }
-      throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${sourceName}:1:1: gzip data that does not unpack (${(error as Error).message}); not an OpenAPI document`, {
+      throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${sourceName}:1:1: gzip data that does not unpack (${maskQuoted((error as Error).message)}); not an OpenAPI document`, {
         cause: error,
       });
     }
@@ -66,23 +78,71 @@ function parseText(text: string, sourceName: string): unknown {
       // position and wording come from our own scan of the text.
       const problem = locateJsonError(text);
       const where = lineColumn(text, problem?.offset ?? 0);
-      const reason = problem?.message ?? ((error as Error).message.split('\n')[0] ?? 'invalid JSON');
+      const reason = problem?.message ?? maskQuoted((error as Error).message.split('\n')[0] ?? 'invalid JSON');
       throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:${where.line}:${where.column}: not valid JSON: ${reason}`, { cause: error });
     }
   }
-  const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true, version: '1.2' });
-  const problem = document.errors[0];
-  if (problem) {
-    const at = problem.linePos?.[0] ?? { line: 1, col: 1 };
-    const reason = problem.message.replace(/\s+at line \d+, column \d+:[\s\S]*$/, '');
-    throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:${at.line}:${at.col}: not valid YAML: ${reason}`);
+  // parseDocument's steps, with the (iterative) parser's tree measured before the (recursive)
+  // composer walks it: a document nested thousands of levels deep would overflow its stack.
+  const composer = new Composer({ uniqueKeys: true, version: '1.2' });
+  let document: Document.Parsed | undefined;
+  for (const composed of composer.compose(depthChecked(new Parser().parse(text), text, sourceName), true, text.length)) {
+    if (document !== undefined) {
+      const at = lineColumn(text, composed.range[0]);
+      throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:${at.line}:${at.column}: not valid YAML: a second document (after \`---\`); an OpenAPI description is one document`);
+    }
+    document = composed;
+  }
+  const problem = document?.errors[0];
+  if (document === undefined || problem) {
+    const at = lineColumn(text, problem?.pos[0] ?? 0);
+    throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:${at.line}:${at.column}: not valid YAML: ${maskQuoted(problem?.message ?? 'no document')}`);
   }
   try {
     return document.toJS({ maxAliasCount: 10_000 });
   } catch (error) {
+    if (error instanceof RangeError) {
+      // The tree was measured, so this is not expected; still, never show a stack overflow.
+      throw new PatchbayError('PB_IMPORT_TOO_DEEP', `${sourceName}:1:1: the YAML is nested too deeply to read (more than ${maxNestingDepth} levels)`, { cause: error });
+    }
     // Too many alias expansions ("billion laughs"): refuse rather than build a huge value.
-    throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:1:1: not usable YAML: ${(error as Error).message}`, { cause: error });
+    throw new PatchbayError('PB_IMPORT_SYNTAX', `${sourceName}:1:1: not usable YAML: ${maskQuoted((error as Error).message)}`, { cause: error });
   }
+}
+
+/** Passes the parser's documents on, refusing one whose collections nest deeper than {@link maxNestingDepth}. */
+function* depthChecked(tokens: Iterable<CST.Token>, text: string, sourceName: string): Generator<CST.Token> {
+  for (const token of tokens) {
+    const offset = deepCollectionOffset(token, maxNestingDepth);
+    if (offset !== undefined) {
+      const at = lineColumn(text, offset);
+      throw new PatchbayError(
+        'PB_IMPORT_TOO_DEEP',
+        `${sourceName}:${at.line}:${at.column}: the YAML nests mappings and lists deeper than ${maxNestingDepth} levels here; no OpenAPI description needs that many, so it is not read`,
+      );
+    }
+    yield token;
+  }
+}
+
+/**
+ * The offset of the first collection (block or flow mapping or sequence) of a parser token that
+ * lies deeper than `maxDepth` collections; undefined when none does. Iterative.
+ */
+function deepCollectionOffset(root: CST.Token, maxDepth: number): number | undefined {
+  const stack: [unknown, number][] = [[root, 0]];
+  while (stack.length > 0) {
+    const [token, depth] = stack.pop()!;
+    if (token === null || typeof token !== 'object') continue;
+    const node = token as { type?: string; offset?: number; value?: unknown; items?: { key?: unknown; value?: unknown }[] };
+    if (Array.isArray(node.items)) {
+      if (depth + 1 > maxDepth) return node.offset ?? 0;
+      for (const item of node.items) stack.push([item.key, depth + 1], [item.value, depth + 1]);
+    } else if (node.type === 'document') {
+      stack.push([node.value, depth]);
+    }
+  }
+  return undefined;
 }
 
 function classify(value: unknown, text: string, sourceName: string, compressed: boolean): ApiDocument {
@@ -100,7 +160,7 @@ function classify(value: unknown, text: string, sourceName: string, compressed: 
   if ('smithy' in doc) {
     throw new PatchbayError(
       'PB_IMPORT_NOT_OPENAPI',
-      `${at('smithy')}: this is an AWS Smithy model (smithy ${String(doc.smithy)}), not OpenAPI; AWS operations are in the bundled \`aws\` provider (SigV4 signing), not imported from Smithy`,
+      `${at('smithy')}: this is an AWS Smithy model (smithy ${maskQuoted(String(doc.smithy))}), not OpenAPI; AWS operations are in the bundled \`aws\` provider (SigV4 signing), not imported from Smithy`,
     );
   }
   const data = doc.data as Record<string, unknown> | undefined;
@@ -120,7 +180,7 @@ function classify(value: unknown, text: string, sourceName: string, compressed: 
   const declared = (value: unknown) => (typeof value === 'number' && Number.isInteger(value) ? value.toFixed(1) : String(value));
   if ('swagger' in doc) {
     if (declared(doc.swagger) !== '2.0') {
-      throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${at('swagger')}: Swagger version ${JSON.stringify(doc.swagger)} is not supported; only Swagger 2.0 and OpenAPI 3.x are`);
+      throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${at('swagger')}: Swagger version ${maskQuoted(JSON.stringify(doc.swagger) ?? String(doc.swagger))} is not supported; only Swagger 2.0 and OpenAPI 3.x are`);
     }
     return { value: doc, version: '2.0', declaredVersion: '2.0' };
   }
@@ -129,7 +189,7 @@ function classify(value: unknown, text: string, sourceName: string, compressed: 
     if (/^3\.0(\.|$)/.test(version)) return { value: doc, version: '3.0', declaredVersion: version };
     // 3.1 and later 3.x minor versions share JSON Schema 2020-12 schemas.
     if (/^3\.[1-9][0-9]*(\.|$)/.test(version)) return { value: doc, version: '3.1', declaredVersion: version };
-    throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${at('openapi')}: OpenAPI version ${JSON.stringify(doc.openapi)} is not supported; only Swagger 2.0 and OpenAPI 3.x are`);
+    throw new PatchbayError('PB_IMPORT_NOT_OPENAPI', `${at('openapi')}: OpenAPI version ${maskQuoted(JSON.stringify(doc.openapi) ?? String(doc.openapi))} is not supported; only Swagger 2.0 and OpenAPI 3.x are`);
   }
   throw new PatchbayError(
     'PB_IMPORT_NOT_OPENAPI',

@@ -1,6 +1,7 @@
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { PatchbayError } from '../../diag/errors.js';
-import type { ApiDocument } from './read-document.js';
+import { maxNestingDepth, type ApiDocument } from './read-document.js';
+import { maskQuoted } from './text.js';
 
 /**
  * Finds the first `$ref` that does not point inside the document (`other.yaml#/x`,
@@ -46,19 +47,137 @@ function escapePointer(segment: string): string {
 }
 
 /**
+ * Checks what resolving the document's local `$ref`s will meet, before the (recursive) resolver
+ * runs: every reference must point to something, no cycle may consist of references alone
+ * (`A: {$ref: B}`, `B: {$ref: A}`: there is no schema to use, and guessing one would change how
+ * the body is sent), and objects and lists, with references followed, must not nest deeper than
+ * `maxDepth`. A reference back to an object being walked (a recursive schema with content) counts
+ * as nothing, as the resolver leaves it in place. Iterative, and each object is measured once,
+ * so its cost is linear in the document. Messages show JSON pointers as written. Throws
+ * PatchbayError PB_IMPORT_BAD_REF (dangling or content-free cycle) or PB_IMPORT_TOO_DEEP.
+ */
+export function checkReferences(root: unknown, sourceName: string, maxDepth: number = maxNestingDepth): void {
+  if (root === null || typeof root !== 'object') return;
+  interface Frame {
+    readonly node: object;
+    /** How it is reached from its parent: a key, or `#…` for a reference followed. */
+    readonly label: string;
+    readonly children: [string, object][];
+    index: number;
+    /** Levels from this object down, itself included, as far as walked. */
+    height: number;
+  }
+  const heights = new Map<object, number>();
+  const onPath = new Set<object>();
+  const frames: Frame[] = [];
+  const where = (extra?: string) => renderPath([...frames.slice(1).map((f) => f.label), ...(extra === undefined ? [] : [extra])]);
+  const enter = (node: object, label: string) => {
+    const children: [string, object][] = [];
+    for (const [key, value] of Array.isArray(node) ? node.map((v, i) => [String(i), v] as const) : Object.entries(node)) {
+      if (value !== null && typeof value === 'object') children.push([key, value]);
+    }
+    const ref = Array.isArray(node) ? undefined : (node as { $ref?: unknown }).$ref;
+    if (typeof ref === 'string' && ref.startsWith('#')) {
+      const target = resolvePointer(root, ref);
+      if (target === undefined) {
+        throw new PatchbayError('PB_IMPORT_BAD_REF', `${sourceName}: $ref "${ref}" at ${where(label)} points to nothing in the document`);
+      }
+      if (target !== null && typeof target === 'object') children.push([ref, target]);
+    }
+    onPath.add(node);
+    frames.push({ node, label, children, index: 0, height: 1 });
+  };
+  enter(root, '');
+  while (frames.length > 0) {
+    const top = frames[frames.length - 1]!;
+    if (top.index >= top.children.length) {
+      frames.pop();
+      onPath.delete(top.node);
+      heights.set(top.node, top.height);
+      const parent = frames[frames.length - 1];
+      if (parent) parent.height = Math.max(parent.height, top.height + 1);
+      continue;
+    }
+    const [label, child] = top.children[top.index]!;
+    top.index += 1;
+    if (onPath.has(child)) {
+      if (label.startsWith('#')) refusePureCycle(frames, child, label, sourceName);
+      continue;
+    }
+    const known = heights.get(child);
+    const depth = frames.length + (known ?? 1);
+    if (depth > maxDepth) {
+      throw new PatchbayError(
+        'PB_IMPORT_TOO_DEEP',
+        `${sourceName}: objects and lists nest deeper than ${maxDepth} levels (with $refs followed) at ${where(label)}; no OpenAPI description needs that many, so it is not imported`,
+      );
+    }
+    if (known !== undefined) {
+      top.height = Math.max(top.height, known + 1);
+      continue;
+    }
+    enter(child, label);
+  }
+}
+
+/**
+ * Refuses a reference back to `target` (an object on the walked path) when the loop it closes
+ * holds nothing but bare references: every object in it is a `$ref` and every step follows one.
+ */
+function refusePureCycle(frames: readonly { node: object; label: string }[], target: object, label: string, sourceName: string): void {
+  const start = frames.findIndex((f) => f.node === target);
+  const steps = [...frames.slice(start + 1).map((f) => f.label), label];
+  if (!frames.slice(start).every((f) => isBareRef(f.node)) || !steps.every((step) => step.startsWith('#'))) return;
+  const labels = frames.slice(1).map((f) => f.label);
+  const first = frames[start]!;
+  // Name the reference that leads into the loop, where it is written.
+  const viaRef = first.label.startsWith('#');
+  const entry = viaRef ? first.label : (first.node as { $ref: string }).$ref;
+  const at = renderPath(labels.slice(0, viaRef ? start - 1 : start));
+  const loop = [viaRef ? first.label : renderPath(labels.slice(0, start)), ...steps];
+  throw new PatchbayError(
+    'PB_IMPORT_BAD_REF',
+    `${sourceName}: $ref "${entry}" at ${at} leads to a cycle of references with no schema in it (${loop.join(' → ')}); give one of them a schema`,
+  );
+}
+
+/** An object that is a local reference and nothing else but descriptive keys. */
+function isBareRef(node: object): boolean {
+  if (!isRef(node)) return false;
+  return Object.keys(node).every((key) => key === '$ref' || key === 'description' || key === 'summary' || key === 'title' || key.startsWith('x-'));
+}
+
+const maxShownSegments = 12;
+
+/** A walked path as a JSON pointer, a followed reference shown as ` → #/…`; long paths end in `/…`. */
+function renderPath(labels: readonly string[]): string {
+  let out = '';
+  let shown = 0;
+  for (const label of labels) {
+    if (shown >= maxShownSegments) return `${out}/…`;
+    out += label.startsWith('#') ? ` → ${label}` : `/${escapePointer(label)}`;
+    shown += 1;
+  }
+  return out === '' ? '/' : out;
+}
+
+/**
  * Resolves the document's local `$ref`s in place with swagger-parser, leaving each reference
  * that would recurse (Stripe's expandable objects, trees) as a `$ref` for the schema converter
  * to cut. Nothing is fetched: a reference outside the document is refused before resolving.
- * Throws PatchbayError PB_IMPORT_BAD_REF for an external or dangling reference.
+ * Throws PatchbayError PB_IMPORT_BAD_REF for an external or dangling reference or a cycle of
+ * bare references, PB_IMPORT_TOO_DEEP for nesting past {@link maxNestingDepth} (see
+ * {@link checkReferences}).
  */
 export async function dereferenceDocument(document: ApiDocument, sourceName: string): Promise<Record<string, unknown>> {
   const external = findExternalRef(document.value);
   if (external) {
     throw new PatchbayError(
       'PB_IMPORT_BAD_REF',
-      `${sourceName}: $ref "${external.ref}" at ${external.pointer} points outside the document; references are not fetched, so bundle the description into one file first`,
+      `${sourceName}: $ref "${maskQuoted(external.ref)}" at ${external.pointer} points outside the document; references are not fetched, so bundle the description into one file first`,
     );
   }
+  checkReferences(document.value, sourceName);
   // swagger-parser refuses OpenAPI patch versions it does not list and unquoted version
   // numbers; the dialect is already known, so it is given a version it accepts.
   const value: Record<string, unknown> = { ...document.value };
@@ -94,16 +213,23 @@ export function inlineLocalRefs(root: Record<string, unknown>, sourceName: strin
   const seen = new Set<object>();
   const stack: object[] = [root];
   const target = (ref: string): unknown => {
+    // A reference to a reference: follow it until a value, refusing a loop (checkReferences
+    // refuses those first; this keeps the function safe on its own).
+    const chain: string[] = [];
     let value: unknown = { $ref: ref };
-    // A reference to a reference: follow a bounded number of hops.
-    for (let hop = 0; hop < 32 && isRef(value); hop += 1) {
-      const next = resolvePointer(root, (value as { $ref: string }).$ref);
-      if (next === undefined) {
-        throw new PatchbayError('PB_IMPORT_BAD_REF', `${sourceName}: $ref "${(value as { $ref: string }).$ref}" points to nothing in the document`);
+    while (isRef(value)) {
+      const next = (value as { $ref: string }).$ref;
+      if (chain.includes(next)) {
+        throw new PatchbayError(
+          'PB_IMPORT_BAD_REF',
+          `${sourceName}: $ref "${ref}" leads to a cycle of references with no schema in it (${[...chain.slice(chain.indexOf(next)), next].join(' → ')}); give one of them a schema`,
+        );
       }
-      value = next;
+      chain.push(next);
+      value = resolvePointer(root, next);
+      if (value === undefined) throw new PatchbayError('PB_IMPORT_BAD_REF', `${sourceName}: $ref "${next}" points to nothing in the document`);
     }
-    return isRef(value) ? {} : value;
+    return value;
   };
   while (stack.length > 0) {
     const node = stack.pop()!;

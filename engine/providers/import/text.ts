@@ -1,4 +1,4 @@
-import { findCredentials } from '../../lib/credentials.js';
+import { findCredentials, maskCredentials } from '../../lib/credentials.js';
 
 /**
  * Makes a description from an OpenAPI document fit a provider definition: HTML tags and
@@ -88,4 +88,15 @@ export function toIdentifier(name: string): string {
 /** Escapes the characters that have a meaning in a regular expression (valid with the `u` flag too). */
 export function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+/**
+ * Makes a value quoted from the description (a version, a tag, a server URL, an external
+ * `$ref`, a parser's reason) fit for an error message: the query string of a URL becomes `?…`
+ * and credential-looking text is masked. JSON pointers and paths of the document are not values
+ * and are quoted as written: masking would cut pointers such as
+ * `/paths/~1v1~1charges/post/requestBody` that happen to look like opaque tokens.
+ */
+export function maskQuoted(text: string): string {
+  return maskCredentials(text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s?#"]*)\?[^\s#"]*/gi, '$1?…'));
 }
