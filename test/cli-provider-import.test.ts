@@ -229,6 +229,49 @@ describe('patchbay provider import (command line)', () => {
     expect(graphql.code).toBe(2);
     expect(graphql.stderr).toMatch(/error PB_IMPORT_NOT_OPENAPI: schema\.json\.gz:1:1: this is a GraphQL introspection result \(gzip-compressed\), not OpenAPI; .*`graphql` provider/);
   });
+
+  it('prints JSON pointers in $ref errors as written, not masked as if they were keys', async () => {
+    const pointer = '#/paths/~1a~1p~1application~1json/post/requestBody/content/application~1json/schema/nope';
+    writeFileSync(
+      join(work, 'dangling.json'),
+      `{"openapi":"3.0.3","info":{"title":"t","version":"1"},"servers":[{"url":"https://api.x.test"}],"paths":{"/a/p/application/json":{"post":{"requestBody":{"content":{"application/json":{"schema":{"$ref":"${pointer}"}}}},"responses":{"200":{"description":"ok"}}}}}}`,
+    );
+    const result = await importCli(['dangling.json', '--name', 'dangling'], { cwd: work });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `patchbay provider import: error PB_IMPORT_BAD_REF: dangling.json: $ref "${pointer}" at /paths/~1a~1p~1application~1json/post/requestBody/content/application~1json/schema points to nothing in the document\n`,
+    );
+  });
+
+  it('exits 1 for a description that cannot be imported and 2 for a file that is not OpenAPI, as its help says', async () => {
+    const help = (await importCli(['--help'])).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('Exit status: 0 written; 1 the description cannot be imported (invalid JSON or YAML, a bad $ref, nesting too deep,');
+    expect(help).toContain('2 usage error (an existing --output without --force too), a file that cannot be read or written or is over 64 MiB, or a file that is not OpenAPI.');
+    const head = '{"openapi":"3.0.3","info":{"title":"t","version":"1"},"servers":[{"url":"https://api.x.test"}],"paths":{"/a":{"post":{"operationId":"makeA","responses":{"200":{"description":"ok"}},"requestBody":{"required":true,"content":{"application/json":{"schema":';
+    const deep = `${'{"type":"object","properties":{"p":'.repeat(10_000)}{"type":"string"}${'}}'.repeat(10_000)}`;
+    const cases: [string, string, number, RegExp][] = [
+      ['syntax.json', '{"openapi": "3.0.3",', 1, /error PB_IMPORT_SYNTAX: syntax\.json:1:21: not valid JSON: expected a double-quoted property name, found the end of the document/],
+      [
+        'cycle.json',
+        `${head}{"$ref":"#/components/schemas/A"}}}}}}},"components":{"schemas":{"A":{"$ref":"#/components/schemas/B"},"B":{"$ref":"#/components/schemas/A"}}}}`,
+        1,
+        /error PB_IMPORT_BAD_REF: cycle\.json: \$ref "#\/components\/schemas\/A" at \/paths\/~1a\/post\/requestBody\/content\/application~1json\/schema leads to a cycle of references with no schema in it \(#\/components\/schemas\/A → #\/components\/schemas\/B → #\/components\/schemas\/A\)/,
+      ],
+      ['deep.json', `${head}${deep}}}}}}}}`, 1, /error PB_IMPORT_TOO_DEEP: deep\.json: objects and lists nest deeper than 256 levels \(with \$refs followed\) at \/paths\/~1a\/post\//],
+      ['empty-paths.yaml', 'openapi: 3.0.3\ninfo: { title: t, version: "1" }\npaths: {}\n', 1, /error PB_IMPORT_NO_OPERATIONS: empty-paths\.yaml has no operations/],
+      ['list.json', '[1, 2]', 2, /error PB_IMPORT_NOT_OPENAPI: list\.json:1:1: the document is a list/],
+      ['other.yaml', 'title: not an API\n', 2, /error PB_IMPORT_NOT_OPENAPI: other\.yaml:1:1: not an OpenAPI description/],
+    ];
+    for (const [file, text, code, message] of cases) {
+      writeFileSync(join(work, file), text);
+      const result = await importCli([file, '--name', 'exit-codes'], { cwd: work });
+      expect(result.code, file).toBe(code);
+      expect(result.stderr, file).toMatch(message);
+      expect(result.stderr, file).not.toMatch(/call stack/i);
+      expect(result.stderr.trimEnd().split('\n'), file).toHaveLength(1);
+      expect(result.stdout, file).toBe('');
+    }
+  });
 });
 
 const specs = [

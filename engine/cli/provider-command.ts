@@ -30,8 +30,10 @@ Options:
   --verbose          Report every note (default: the first 20)
   -h, --help         Show this help
 
-Exit status: 0 written; 1 the description cannot be imported or the result does not validate
-(nothing is written); 2 usage error, unreadable file, or a file that is not OpenAPI.
+Exit status: 0 written; 1 the description cannot be imported (invalid JSON or YAML, a bad $ref,
+nesting too deep, no importable operation, too large a result) or the result does not validate
+(nothing is written); 2 usage error (an existing --output without --force too), a file that
+cannot be read or written or is over 64 MiB, or a file that is not OpenAPI.
 `;
 
 const providerHelp = `Usage: patchbay provider <command> [options]
@@ -74,8 +76,10 @@ export async function runProvider(argv: readonly string[], io: CliIO): Promise<n
 /**
  * `patchbay provider import`: imports, validates the result with the same checks as
  * `patchbay validate` (against an isolated catalogue), and writes it only when it has no error.
- * Exit codes: 0 written; 1 not importable or invalid result; 2 usage, unreadable or non-OpenAPI
- * input, or an existing output file without `--force`.
+ * Exit codes, as the help says: 0 written; 1 the description cannot be imported (any
+ * PB_IMPORT_* code but the two below) or the result is invalid; 2 usage (PB_USAGE, an existing
+ * output file without `--force`), a file that cannot be read or written (PB_IO), is over the
+ * size limit (PB_IMPORT_INPUT_TOO_LARGE) or is not OpenAPI (PB_IMPORT_NOT_OPENAPI).
  */
 export async function runProviderImport(argv: readonly string[], io: CliIO): Promise<number> {
   const flags = parseImportFlags(argv);
@@ -89,8 +93,10 @@ export async function runProviderImport(argv: readonly string[], io: CliIO): Pro
   }
   const fail = (code: Code, message: string) => {
     // Messages quote the description ($ref values, tags): escape control characters so a
-    // description cannot forge a line or drive the terminal.
-    io.stderr.write(`patchbay provider import: error ${code}: ${sanitizeText(maskCredentials(message))}\n`);
+    // description cannot forge a line or drive the terminal. They are not masked here: the
+    // importer masks the values it quotes (examples, versions, server URLs) and leaves JSON
+    // pointers and paths as written, which whole-message masking would cut as if they were keys.
+    io.stderr.write(`patchbay provider import: error ${code}: ${sanitizeText(message)}\n`);
     return usageCodes.has(code) ? ExitCode.usage : ExitCode.problems;
   };
 
@@ -219,7 +225,10 @@ function writeReport(
   shownOutput: string,
   diagnostics: readonly Diagnostic[],
 ): void {
-  const clean = (text: string) => maskCredentials(text).replace(/[\u0000-\u001f\u007f]/g, ' ');
+  // Operations (`METHOD /path (operationId)`) and file names are shown as written; notes and
+  // reasons may quote values of the description, so credential-looking text in them is masked.
+  const plain = (text: string) => text.replace(/[\u0000-\u001f\u007f]/g, ' ');
+  const clean = (text: string) => plain(maskCredentials(text));
   if (flags.report === 'json') {
     io.stderr.write(
       `${JSON.stringify({
@@ -229,7 +238,7 @@ function writeReport(
         totalOperations: result.totalOperations,
         excludedOperations: result.excludedOperations,
         importedOperations: result.importedOperations,
-        skipped: result.skipped.map((s) => ({ operation: clean(s.operation), reason: clean(s.reason) })),
+        skipped: result.skipped.map((s) => ({ operation: plain(s.operation), reason: clean(s.reason) })),
         unmatchedIncludes: result.unmatchedIncludes,
         reducedOperations: result.reducedOperations,
         truncatedSchemas: result.truncatedSchemas,
@@ -245,12 +254,12 @@ function writeReport(
   const parts = [`${result.skipped.length} skipped`];
   if (result.excludedOperations > 0) parts.unshift(`${result.excludedOperations} not selected by --include`);
   lines.push(
-    `patchbay provider import: imported ${result.importedOperations} of ${result.totalOperations} operations from ${clean(shownInput)} (${
+    `patchbay provider import: imported ${result.importedOperations} of ${result.totalOperations} operations from ${plain(shownInput)} (${
       result.declaredVersion === '2.0' ? 'Swagger 2.0' : `OpenAPI ${clean(result.declaredVersion)}`
     }) as provider "${flags.name}" (${parts.join(', ')}) → ${shownOutput}, ${Buffer.byteLength(result.yaml)} bytes`,
   );
   for (const value of result.unmatchedIncludes) lines.push(`  warning: --include ${JSON.stringify(value)} matched no operation`);
-  for (const skip of result.skipped) lines.push(`  skipped ${clean(skip.operation)}: ${clean(skip.reason)}`);
+  for (const skip of result.skipped) lines.push(`  skipped ${plain(skip.operation)}: ${clean(skip.reason)}`);
   // The same note on many operations (Slack's `token` parameter on 155 of them) is one line.
   const grouped = new Map<string, string[]>();
   for (const note of result.notes) {
