@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { codes } from '../engine/diag/codes.js';
 import { validateManifests } from '../engine/manifest/validate.js';
 import { renderCatalogueTable } from '../engine/providers/catalogue-table.js';
+import { runCli } from './support/cli.js';
 
 const root = join(import.meta.dirname, '..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
@@ -78,6 +79,16 @@ describe('README', () => {
         expect(result.documents).toBeGreaterThan(0);
       });
     });
+  });
+
+  it('shows what patchbay call --dry-run really prints for the quickstart example', async () => {
+    const block = [...readme.matchAll(/```console\n\$ npx patchbay call (.*)\n([\s\S]*?)```/g)][0];
+    expect(block, 'README lacks the patchbay call console example').toBeDefined();
+    // The shell line's single-quoted JSON is one argument; the rest split on spaces.
+    const args = [...block![1]!.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+    const result = await runCli(['call', ...args], { cwd: root, env: { SLACK_BOT_TOKEN: undefined } });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(block![2]);
   });
 
   it('shows a benchmark table with the command that produced it', () => {
