@@ -8,6 +8,7 @@ import { looksSecretName } from '../lib/credentials.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { AddressGuard, type AddressPolicy, type LookupAddresses } from './address-guard.js';
 import { buildGuardedConnector } from './guarded-connector.js';
+import { hostMatches } from './hosts.js';
 import { classifyNetworkError, describeTarget, type CallPhase } from './classify.js';
 import type { HttpMethod, InboundResponse, OutboundRequest } from './request.js';
 
@@ -108,29 +109,6 @@ function timeoutMs(value: number | undefined, fallback: number, name: string): n
   return ms;
 }
 
-/**
- * True when `url`'s host matches an allowed-host pattern: exact (`api.example.com`), a
- * wildcard over subdomains (`*.example.com`, not the apex), an IP (`127.0.0.1`, `::1` or
- * `[::1]`), each optionally with `:port` (then the port must match too). Case-insensitive.
- */
-export function hostMatches(pattern: string, url: URL): boolean {
-  const p = pattern.toLowerCase();
-  const firstColon = p.indexOf(':');
-  const bracketed = p.startsWith('[');
-  // A bare IPv6 pattern has several colons and no port.
-  const hasPort = bracketed ? /\]:[0-9]+$/.test(p) : firstColon > 0 && firstColon === p.lastIndexOf(':');
-  const host = hasPort ? url.host : url.hostname;
-  if (p.startsWith('*.')) return host.endsWith(p.slice(1)) && host.length > p.length - 1;
-  if (p === host) return true;
-  // IPv6 is compared in the URL's normal form (`[::ffff:127.0.0.1]` is `[::ffff:7f00:1]`).
-  if (firstColon < 0 || (!bracketed && hasPort)) return false;
-  try {
-    return new URL(`http://${bracketed ? p : `[${p}]`}/`).host === host;
-  } catch {
-    // Not an IPv6 literal after all: it matched nothing above, so it matches nothing.
-    return false;
-  }
-}
 
 function isCredentialHeader(name: string): boolean {
   return credentialHeaders.has(name) || looksSecretName(name) || name.includes('api-key') || name.includes('apikey');

@@ -4,6 +4,7 @@ import { formatDurationMs, parseDurationMs } from '../lib/duration.js';
 import { allowMarker, findCredentials, looksSecretName } from '../lib/credentials.js';
 import { isIP } from 'node:net';
 import { AddressGuard } from '../http/address-guard.js';
+import { hostMatches, isLoopbackHost } from '../http/hosts.js';
 import { splitCall, type ProviderRegistry, type LoadedProvider } from '../providers/registry.js';
 import { checkSchemaPath } from './event-paths.js';
 import {
@@ -202,9 +203,9 @@ function checkTokenUrl(
   reporter: DocumentReporter,
 ): void {
   if (tokenUrl === undefined) return;
-  let host: string;
+  let url: URL;
   try {
-    host = new URL(tokenUrl).host;
+    url = new URL(tokenUrl);
   } catch {
     // The schema's `format: uri` reports an unparsable URL.
     return;
@@ -218,8 +219,8 @@ function checkTokenUrl(
     // A provider token URL with a variable in its host cannot be compared; its hosts still apply.
     schemeHost = undefined;
   }
-  const hostname = host.replace(/:\d+$/, '');
-  if (host === schemeHost || patterns.some((pattern) => hostMatches(pattern, host) || hostMatches(pattern, hostname))) return;
+  const host = url.host;
+  if (host === schemeHost || patterns.some((pattern) => hostMatches(pattern, url))) return;
   reporter.at(
     path,
     'PB_AUTH_TOKEN_URL',
@@ -377,7 +378,7 @@ function checkConnection(connection: Json, provider: LoadedProvider, path: DocPa
           `baseUrl points at ${host}, ${refusal}; calls to it are refused unless allowPrivateAddresses lists it (only for servers you own)`,
         );
       }
-      if (allowed.length > 0 && !allowed.some((pattern) => hostMatches(pattern, url!.host) || hostMatches(pattern, host))) {
+      if (allowed.length > 0 && !allowed.some((pattern) => hostMatches(pattern, url!))) {
         reporter.at(
           [...path, 'baseUrl'],
           'PB_CONNECTION_BASE_URL',
@@ -403,19 +404,6 @@ function privateHostRefusal(hostText: string, allow: readonly string[]): string 
   const reason = guard.refusal(host);
   return reason === undefined ? undefined : `a ${reason} address`;
 }
-
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-/** `*.example.com` matches any subdomain of example.com; otherwise the host must be equal. */
-export function hostMatches(pattern: string, host: string): boolean {
-  const p = pattern.toLowerCase();
-  const h = host.toLowerCase();
-  if (p.startsWith('*.')) return h.endsWith(p.slice(1)) && h.length > p.length - 1;
-  return p === h;
-}
-
 
 /** Returns the payload schemas `event` can have (empty when unknown: no path checks). */
 function checkTrigger(

@@ -2,6 +2,7 @@ import { PatchbayError } from '../diag/errors.js';
 import { createSigner, type AuthSchemeSettings, type ResolvedAuth } from '../http/auth/create-signer.js';
 import type { Signer } from '../http/auth/signer.js';
 import { HttpClient, type HttpClientOptions, type SendOptions } from '../http/client.js';
+import { isLoopbackHost } from '../http/hosts.js';
 import type { InboundResponse, OutboundRequest } from '../http/request.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { parseDurationMs } from '../lib/duration.js';
@@ -228,17 +229,22 @@ function loopbackHttpHosts(...urls: (string | undefined)[]): string[] {
   const hosts: string[] = [];
   for (const text of urls) {
     if (text === undefined || !text.startsWith('http:')) continue;
-    const host = new URL(text).hostname.replace(/^\[|\]$/g, '');
-    if (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)) hosts.push(host);
+    const host = new URL(text).hostname;
+    if (isLoopbackHost(host)) hosts.push(host);
   }
   return hosts;
+}
+
+/** `template` with each `{name}` that `variables` defines replaced; others are left as written. */
+function fillTemplate(template: string, variables: Readonly<Record<string, string>>): string {
+  return template.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => variables[name] ?? whole);
 }
 
 /** The host of a URL template whose `{variables}` are filled in, or nothing when there is none or it does not parse. */
 function hostOfTemplate(template: string | undefined, variables: Readonly<Record<string, string>>): string[] {
   if (template === undefined) return [];
   try {
-    return [new URL(template.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => variables[name] ?? whole)).host];
+    return [new URL(fillTemplate(template, variables)).host];
   } catch {
     // An unparsable token URL is refused by the signer when it is built, with its own message.
     return [];
@@ -323,11 +329,10 @@ function hostsOf(provider: LoadedProvider, connection: Connection, variables: Re
   if (overrideBaseUrl !== undefined) return [new URL(overrideBaseUrl).host];
   if (connection.allowedHosts !== undefined) return [...connection.allowedHosts];
   const spec = provider.document.spec;
-  const fill = (template: string) => template.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => variables[name] ?? whole);
-  if (spec.hosts !== undefined && spec.hosts.length > 0) return spec.hosts.map(fill);
+  if (spec.hosts !== undefined && spec.hosts.length > 0) return spec.hosts.map((host) => fillTemplate(host, variables));
   const base = connection.baseUrl ?? spec.baseUrl;
   if (base === undefined) {
     throw new PatchbayError('PB_CALL_BAD_TARGET', `provider "${provider.name}" declares no base URL or hosts; the connection must give baseUrl and allowedHosts`);
   }
-  return [new URL(fill(base).replace('{apiVersion}', 'v')).host];
+  return [new URL(fillTemplate(base, variables)).host];
 }
