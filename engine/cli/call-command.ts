@@ -11,7 +11,7 @@ import { SecretSet } from '../lib/secrets.js';
 import { validateManifests, type LoadedIntegration } from '../manifest/validate.js';
 import { maxTimeoutMs } from '../http/client.js';
 import { ProviderConnection } from '../providers/connection.js';
-import { splitCall } from '../providers/registry.js';
+import { splitCall, type LoadedProvider } from '../providers/registry.js';
 import type { OutboundRequest } from '../http/request.js';
 import { ExitCode, type CliIO } from './main.js';
 import { defaultProviderDirs } from './validate-command.js';
@@ -250,7 +250,7 @@ function chooseConnection(
   return { integration: integration!, connectionName: names[0]! };
 }
 
-function withoutAuth(provider: import('../providers/registry.js').LoadedProvider): import('../providers/registry.js').LoadedProvider {
+function withoutAuth(provider: LoadedProvider): LoadedProvider {
   return { ...provider, document: { ...provider.document, spec: { ...provider.document.spec, auth: [{ type: 'none' }] } } };
 }
 

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import type { ProviderDocument } from '../../engine/types/provider.generated.js';
+import type { ProviderDocument, ProviderOperation } from '../../engine/types/provider.generated.js';
 
 /** The repository's providers/ folder. */
 export const providersDir = join(import.meta.dirname, '..', '..', 'providers');
@@ -32,4 +32,14 @@ export function bundledProvider(name: string): ProviderDocument {
   const provider = loadBundledProviders().get(name);
   if (provider === undefined) throw new Error(`no bundled provider ${name}`);
   return provider;
+}
+
+/** A provider document around the given operations, for shapes the catalogue does not have. */
+export function providerDocument(spec: Partial<ProviderDocument['spec']>, operations: Record<string, ProviderOperation>): ProviderDocument {
+  return {
+    apiVersion: 'patchbay/v1',
+    kind: 'Provider',
+    metadata: { name: 'acme' },
+    spec: { displayName: 'Acme', auth: [{ type: 'none' }], baseUrl: 'https://api.acme.test', ...spec, operations },
+  };
 }

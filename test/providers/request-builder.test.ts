@@ -3,21 +3,10 @@ import type { InboundResponse, OutboundRequest } from '../../engine/http/request
 import { parsePath, readPath } from '../../engine/providers/paths.js';
 import { buildRequest, nextLink, nextPageRequest, type CallTarget } from '../../engine/providers/request-builder.js';
 import { flattenInput, joinPairs } from '../../engine/providers/encode.js';
-import type { ProviderDocument, ProviderOperation } from '../../engine/types/provider.generated.js';
-import { bundledProvider, loadBundledProviders } from './bundled.js';
+import { bundledProvider, loadBundledProviders, providerDocument as provider } from './bundled.js';
 import { thrown } from '../support/errors.js';
 
 const accountSid = 'AC' + '0123456789abcdef'.repeat(2);
-
-/** A provider document around the given operations, for shapes the catalogue does not have. */
-function provider(spec: Partial<ProviderDocument['spec']>, operations: Record<string, ProviderOperation>): ProviderDocument {
-  return {
-    apiVersion: 'patchbay/v1',
-    kind: 'Provider',
-    metadata: { name: 'acme' },
-    spec: { displayName: 'Acme', auth: [{ type: 'none' }], baseUrl: 'https://api.acme.test', ...spec, operations },
-  };
-}
 
 const target: CallTarget = { variables: {} };
 

@@ -6,8 +6,7 @@ import { PatchbayError } from '../../engine/diag/errors.js';
 import type { InboundResponse } from '../../engine/http/request.js';
 import { ManualClock } from '../../engine/lib/clock.js';
 import { parseXml, readResponse, type ProviderFailure } from '../../engine/providers/response-reader.js';
-import type { ProviderDocument, ProviderOperation } from '../../engine/types/provider.generated.js';
-import { bundledProvider } from './bundled.js';
+import { bundledProvider, providerDocument as provider } from './bundled.js';
 
 /** One canned answer, served at `/<name>`. */
 interface Answer {
@@ -58,15 +57,6 @@ const json = (status: number, value: unknown, headers: Record<string, string> = 
   headers: { 'content-type': 'application/json', ...headers },
   body: JSON.stringify(value),
 });
-
-function provider(spec: Partial<ProviderDocument['spec']>, operations: Record<string, ProviderOperation>): ProviderDocument {
-  return {
-    apiVersion: 'patchbay/v1',
-    kind: 'Provider',
-    metadata: { name: 'acme' },
-    spec: { displayName: 'Acme', auth: [{ type: 'none' }], baseUrl: 'https://api.acme.test', ...spec, operations },
-  };
-}
 
 async function failure(fn: () => Promise<unknown> | unknown): Promise<PatchbayError & { cause: ProviderFailure }> {
   try {
