@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PatchbayError } from '../../engine/diag/errors.js';
 import { MemoryLogger } from '../../engine/lib/log.js';
@@ -176,6 +177,37 @@ describe('a generic http connection', () => {
     const refused = await failure(stray.call('request', { method: 'GET', path: '/data' }));
     expect(refused.code).toBe('PB_HTTP_HOST_NOT_ALLOWED');
     expect(local.received.length).toBe(before);
+  });
+
+  it('persists a rotated refresh token to its file secret, and only warns (without the value) for an env one', async () => {
+    const clientSecret = scan.secret(`cs_${randomBytes(12).toString('hex')}`);
+    const first = scan.secret(`rt_first_${randomBytes(8).toString('hex')}`);
+    const rotated: string[] = [];
+    const local = await server((request, res) => {
+      if (request.target === '/oauth/token') {
+        const sent = new URLSearchParams(request.body).get('refresh_token') ?? '';
+        const next = scan.secret(`rt_next_${randomBytes(8).toString('hex')}`);
+        rotated.push(next);
+        return json(res, 200, { access_token: scan.secret(`at_${sent.slice(0, 8)}_${randomBytes(8).toString('hex')}`), expires_in: 3600, refresh_token: next });
+      }
+      return json(res, 200, { ok: true });
+    });
+    const dir = makeTempDir('patchbay-refresh-');
+    const file = `${dir}/refresh_token`;
+    writeFiles(dir, { refresh_token: `${first}\n` });
+    const oauth = (ref: string) =>
+      `{ type: oauth2, grant: refreshToken, clientId: app, clientSecret: { env: CLIENT_SECRET }, refreshToken: ${ref}, tokenUrl: "${local.origin}/oauth/token" }`;
+
+    const fromFile = await open(await load(integration(httpConnection(local.origin, oauth(`{ file: "${file}" }`)), steps)), 'api', { CLIENT_SECRET: clientSecret });
+    await fromFile.call('request', { method: 'GET', path: '/data' });
+    expect(new URLSearchParams(local.received[0]!.body).get('refresh_token')).toBe(first);
+    expect(readFileSync(file, 'utf8')).toBe(rotated[0]);
+
+    const fromEnv = await open(await load(integration(httpConnection(local.origin, oauth('{ env: REFRESH_TOKEN }')), steps)), 'api', { CLIENT_SECRET: clientSecret, REFRESH_TOKEN: first });
+    await fromEnv.call('request', { method: 'GET', path: '/data' });
+    const warning = logger.lines.find((line) => line.level === 'warn' && line.message.includes('refresh token'));
+    expect(warning).toBeDefined();
+    expect(JSON.stringify(warning)).not.toContain(rotated[1]!);
   });
 });
 
