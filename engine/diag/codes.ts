@@ -154,6 +154,12 @@ export const codes = {
   PB_PROVIDER_ERROR: entry('error', 'The provider reported an error retrying will not fix: an error inside a 2xx answer (Slack `ok: false`, GraphQL `errors`, a SOAP Fault, a Google Maps status), a status it does not retry, or an error code excluded from retry (OpenAI `insufficient_quota`).'),
   PB_PROVIDER_ERROR_RETRYABLE: entry('error', 'The provider reported an error its definition retries: a listed error code (Slack `ratelimited`, Shopify `THROTTLED`, Stripe `lock_timeout`) or a listed 4xx status (Stripe 409).', 'transient'),
   PB_PROVIDER_BAD_PAGE: entry('error', 'A page of a listing cannot be followed: the next link leads to another origin, or the cursor, page or link did not move.'),
+
+  // Execution.
+  PB_INTEGRATION_BROKEN: entry('error', 'An integration cannot be prepared to run (a connection does not open, an expression does not compile); its events wait in the queue and the others run.'),
+  PB_STEP_INPUT_INVALID: entry('error', "A step's mapped inputs do not match the operation's input schema at run time (a required input came out empty, a number came out as text); the run is a dead letter."),
+  PB_RUN_EXPIRED: entry('error', "The run's event is older than the retry policy's `maxAge`: no further attempt is made."),
+  PB_RUN_INTERRUPTED: entry('error', 'The engine stopped (crash, kill, power loss) while an attempt was in flight; the attempt counts and the step is retried with the same idempotency key.', 'transient'),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { PatchbayError } from '../diag/errors.js';
 import { createSigner, type AuthSchemeSettings, type ResolvedAuth } from '../http/auth/create-signer.js';
 import type { Signer } from '../http/auth/signer.js';
@@ -70,6 +71,12 @@ export class ProviderConnection {
   readonly provider: LoadedProvider;
   /** The hosts calls may go to (`api.stripe.com`, `*.myshopify.com`). */
   readonly allowedHosts: readonly string[];
+  /**
+   * Identifies the credential this connection calls with, so rate limits can be shared by every
+   * connection (of any integration) that uses the same one: the provider's name and a truncated
+   * SHA-256 of the resolved auth settings. Kept in memory only; never logged or stored.
+   */
+  readonly credentialId: string;
   private readonly target: CallTarget;
   private readonly client: HttpClient;
   private readonly clock: Clock;
@@ -81,6 +88,7 @@ export class ProviderConnection {
     name: string;
     provider: LoadedProvider;
     allowedHosts: readonly string[];
+    credentialId: string;
     target: CallTarget;
     client: HttpClient;
     clock: Clock;
@@ -90,6 +98,7 @@ export class ProviderConnection {
     this.name = init.name;
     this.provider = init.provider;
     this.allowedHosts = init.allowedHosts;
+    this.credentialId = init.credentialId;
     this.target = init.target;
     this.client = init.client;
     this.clock = init.clock;
@@ -166,7 +175,8 @@ export class ProviderConnection {
                 else logger.log('warn', 'the token endpoint rotated the refresh token; it is kept in memory only because it comes from an environment variable', { connection: name, provider: provider.name });
               },
       });
-    const opened = new ProviderConnection({ name, provider, allowedHosts, target, client, clock, makeSigner, secrets });
+    const credentialId = `${provider.name}:${createHash('sha256').update(JSON.stringify([auth, auth.type === 'none' ? allowedHosts : []])).digest('hex').slice(0, 16)}`;
+    const opened = new ProviderConnection({ name, provider, allowedHosts, credentialId, target, client, clock, makeSigner, secrets });
     // Build the default signer now so bad settings and keys fail at open, not at the first call.
     opened.signerFor(undefined);
     return opened;
