@@ -25,3 +25,22 @@ export class MemoryLogger implements Logger {
     return this.lines.map((line) => JSON.stringify(line)).join('\n');
   }
 }
+
+const levelRank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/**
+ * Writes one JSON object per line (`{"time":…,"level":…,"msg":…,…fields}`) to a stream, dropping
+ * lines below `minLevel`. The format log collectors expect from a twelve-factor service.
+ */
+export class JsonLineLogger implements Logger {
+  constructor(
+    private readonly stream: { write(text: string): unknown },
+    private readonly minLevel: LogLevel = 'info',
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  log(level: LogLevel, message: string, fields: Readonly<Record<string, unknown>> = {}): void {
+    if (levelRank[level] < levelRank[this.minLevel]) return;
+    this.stream.write(`${JSON.stringify({ time: new Date(this.clock()).toISOString(), level, msg: message, ...fields })}\n`);
+  }
+}

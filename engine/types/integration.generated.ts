@@ -183,6 +183,7 @@ export interface IntegrationSpec {
    * Extra fields to redact before anything is stored or logged, as paths in the event or step data (`event.data.object.billing_details`).
    */
   redact?: string[];
+  redactDetectors?: RedactDetectors;
 }
 /**
  * A named use of a provider with its credentials, variables and pinned API version.
@@ -680,4 +681,25 @@ export interface Concurrency {
    */
   limit?: number;
   orderBy?: Expression1;
+}
+/**
+ * Personal data found by its form (anywhere in events, requests, responses, outputs and error messages) and replaced before anything is stored or logged. Steps see the stored, redacted values, so turn a detector off only for data a step needs.
+ */
+export interface RedactDetectors {
+  /**
+   * Payment card numbers (13 to 19 digits that pass the Luhn check).
+   */
+  cards?: boolean;
+  /**
+   * National identity numbers with a checkable form: US Social Security numbers, UK National Insurance numbers, IBANs.
+   */
+  nationalIds?: boolean;
+  /**
+   * E-mail addresses. Off by default: steps often need them.
+   */
+  emails?: boolean;
+  /**
+   * Telephone numbers in E.164 or North American form. Off by default: steps often need them.
+   */
+  phones?: boolean;
 }
