@@ -8,5 +8,7 @@ export default defineConfig({
     // Child processes rather than worker threads: tests spawn the CLI and the daemon,
     // open SQLite files and send signals, which is safer with one process per file.
     pool: 'forks',
+    // After the whole suite, every kept state file and log is scanned for every secret used.
+    globalSetup: ['./test/support/suite-scan.ts'],
   },
 });
