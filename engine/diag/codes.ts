@@ -160,6 +160,13 @@ export const codes = {
   PB_STEP_INPUT_INVALID: entry('error', "A step's mapped inputs do not match the operation's input schema at run time (a required input came out empty, a number came out as text); the run is a dead letter."),
   PB_RUN_EXPIRED: entry('error', "The run's event is older than the retry policy's `maxAge`: no further attempt is made."),
   PB_RUN_INTERRUPTED: entry('error', 'The engine stopped (crash, kill, power loss) while an attempt was in flight; the attempt counts and the step is retried with the same idempotency key.', 'transient'),
+
+  // Mappings at run time.
+  PB_MAPPING_TIMEOUT: entry('error', 'A mapping or condition took longer than its time limit (an endless recursion or a loop over too much data).'),
+  PB_MAPPING_TOO_DEEP: entry('error', 'A mapping or condition nested deeper than its depth limit (a recursive function that does not end).'),
+  PB_MAPPING_TOO_LARGE: entry('error', 'A mapping or condition built a string, array or value larger than its size limits.'),
+  PB_MAPPING_ERROR: entry('error', 'A mapping or condition failed while evaluating: a JSONata run-time error (its code, such as T2001, and position are given).'),
+  PB_MAPPING_UNSAFE_REGEX: entry('error', 'A regular expression in a mapping repeats a group that itself repeats (`(a+)+`), which can take exponential time.'),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;
