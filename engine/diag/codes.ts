@@ -161,6 +161,11 @@ export const codes = {
   PB_RUN_EXPIRED: entry('error', "The run's event is older than the retry policy's `maxAge`: no further attempt is made."),
   PB_RUN_INTERRUPTED: entry('error', 'The engine stopped (crash, kill, power loss) while an attempt was in flight; the attempt counts and the step is retried with the same idempotency key.', 'transient'),
 
+  // Operators' commands.
+  PB_STATE_MISSING: entry('error', 'There is no state file where `patchbay runs` looked (`--state`, `PATCHBAY_STATE`, `.patchbay/state.db`): start the engine first or pass `--state`.'),
+  PB_RUN_NOT_FOUND: entry('error', 'No run has the id given to `patchbay runs show` or `runs retry`.'),
+  PB_RUN_NOT_DEAD: entry('error', '`patchbay runs retry` was asked to replay a run that is not a dead letter; it was left alone.'),
+
   // Mappings at run time.
   PB_MAPPING_TIMEOUT: entry('error', 'A mapping or condition took longer than its time limit (an endless recursion or a loop over too much data).'),
   PB_MAPPING_TOO_DEEP: entry('error', 'A mapping or condition nested deeper than its depth limit (a recursive function that does not end).'),
