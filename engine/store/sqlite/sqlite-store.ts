@@ -824,7 +824,11 @@ export class SqliteStore implements StateStore {
     this.flushWrites();
     this.closed = true;
     try {
-      this.checkpoint.run();
+      // Another process still reading keeps the log from being truncated; the checkpoint then
+      // copies what it can, and that process (or the next open) finishes the job.
+      this.checkpoint.get();
+    } catch (error) {
+      throw storeError(error, this.path);
     } finally {
       this.db.close();
     }
