@@ -14,6 +14,8 @@ Commands:
                       Call one provider operation through an integration's connection
   provider import <openapi-file> --name <name>
                       Create a provider definition from an OpenAPI 3.x / Swagger 2.0 description
+  runs list|show|retry|purge
+                      Look into runs in the state file; replay dead letters; delete old runs
   version             Print the version (also --version)
   help                Show this help (also --help)
 
@@ -67,10 +69,14 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO()): Pr
       const { runProvider } = await import('./provider-command.js');
       return runProvider(rest, io);
     }
+    case 'runs': {
+      const { runRuns } = await import('./runs-command.js');
+      return runRuns(rest, io);
+    }
     default: {
       const { didYouMean } = await import('../lib/did-you-mean.js');
       io.stderr.write(
-        `patchbay: unknown command "${command}"${didYouMean(command, ['validate', 'list', 'call', 'provider', 'version', 'help'])}\n\n${usage}`,
+        `patchbay: unknown command "${command}"${didYouMean(command, ['validate', 'list', 'call', 'provider', 'runs', 'version', 'help'])}\n\n${usage}`,
       );
       return ExitCode.usage;
     }

@@ -1,0 +1,631 @@
+import { statSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { PatchbayError } from '../diag/errors.js';
+import { sanitizeText } from '../diag/diagnostic.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { didYouMean } from '../lib/did-you-mean.js';
+import { formatDurationMs, parseDurationMs } from '../lib/duration.js';
+import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import { RunStatus, type AttemptRow, type RunFilter, type RunRow, type StateStore, type StepRow } from '../store/state-store.js';
+import { formatTable } from './list-command.js';
+import { ExitCode, type CliIO } from './main.js';
+import { Progress, type ProgressStream } from './progress.js';
+import { statePath } from './state-path.js';
+
+/** Runs handed to the store per `replayDead` call, and listed per page for `--dead`. */
+export const replayBatchSize = 500;
+/** Most runs `runs list` prints. */
+const maxListLimit = 10_000;
+/** Most recent runs scanned for a "did you mean" when an id is unknown. */
+const suggestionScanLimit = 5_000;
+const minPurgeAgeMs = 60_000;
+
+const stateOption = `  --state PATH         The state file (default: $PATCHBAY_STATE, else .patchbay/state.db)`;
+
+const runsHelp = `Usage: patchbay runs <command> [options]
+
+Look into and act on the runs in the state file: one run per accepted event.
+
+Commands:
+  list                  List runs, newest first (filter by integration, status, time)
+  show <run-id>         A run with every step and attempt: request, response, timing, errors
+  retry <run-id…>       Replay dead letters (or every dead run with --dead)
+  purge --older-than D  Delete finished runs older than D
+
+Run "patchbay runs <command> --help" for a command's options.
+`;
+
+const listHelp = `Usage: patchbay runs list [options]
+
+Lists runs, newest first: id, integration, status, when the event was received (UTC), steps
+done / steps reached so far (1/2: the first done, the second under way, waiting to retry or dead;
+a step is known only once a run reaches it), attempts made in the current generation (a replay
+starts a new one), and the error code of a dead letter with the step that failed.
+
+Options:
+  --integration NAME   Only this integration's runs
+  --status STATUS      Only runs in this state: queued, running, retrying, succeeded, dead
+  --since WHEN         Only runs received in the last DURATION (30m, 1h, 7d) or since an ISO time
+                       (2026-01-31, 2026-01-31T12:00:00Z; a time without an offset is UTC)
+  --limit N            At most N runs (default 50, at most ${maxListLimit})
+${stateOption}
+  --format text|json   Output format (default text); json is an array of stored runs, absent
+                       values as null
+  -h, --help           Show this help
+
+Exit status: 0 listed (none matching is not an error), 2 usage error or no state file.
+`;
+
+const showHelp = `Usage: patchbay runs show <run-id> [options]
+
+Shows a run (status, integration, event key and type, revision, times, error, replays), its event
+payload, then each step and under it each attempt: number, outcome, start (UTC), duration, HTTP
+status, error code and message, when the next attempt is due, and the request and response. Every
+value is printed as stored: payloads, requests and responses were redacted before they were
+written, and nothing else is read.
+
+Options:
+${stateOption}
+  --format text|json   Output format (default text); json is { run, steps, attempts, payload }
+  -h, --help           Show this help
+
+Exit status: 0 shown, 1 no run has this id, 2 usage error or no state file.
+`;
+
+const retryHelp = `Usage: patchbay runs retry <run-id…> [options]
+       patchbay runs retry --dead [--integration NAME] --yes [options]
+
+Replays dead letters: each run goes back to the queue, keeps the steps that succeeded (they are
+never repeated) and starts its failed step afresh. This only queues them: a running engine
+("patchbay work" or "patchbay serve") on the same state file executes them. A run that is not
+dead is reported and left alone.
+
+Options:
+  --dead               Replay every dead run (of --integration, if given); needs --yes
+  --integration NAME   With --dead: only this integration's dead runs
+  --yes                Confirm --dead (without it, the command says how many runs it would replay)
+${stateOption}
+  --format text|json   Output format (default text); json is { queued, replayed, skipped }
+  -h, --help           Show this help
+
+With more than ${replayBatchSize} runs, progress is shown on standard error: a bar on a terminal, else a
+"replayed N of M" line at most once a second.
+
+Exit status: 0 queued (or no dead run to replay), 1 none of the named runs could be replayed,
+2 usage error (--dead without --yes too) or no state file.
+`;
+
+const purgeHelp = `Usage: patchbay runs purge --older-than DURATION [options]
+
+Deletes finished runs (succeeded and dead) that finished more than DURATION ago, with their
+steps, attempts and events. Runs still queued, running or retrying are never deleted.
+
+Options:
+  --older-than D       Age of the runs to delete: 30d, 12h, 90m (required; at least 1m)
+  --force              Allow an age under one minute (which deletes nearly every finished run)
+  --integration NAME   Only this integration's runs
+${stateOption}
+  --format text|json   Output format (default text); json is { deleted, finishedBefore }
+  -h, --help           Show this help
+
+Exit status: 0 purged (even none), 2 usage error or no state file.
+`;
+
+type Format = 'text' | 'json';
+
+export interface RunsOptions {
+  /** Time for `--since`, replays and purges. @default systemClock */
+  readonly clock?: Clock;
+}
+
+/**
+ * `patchbay runs list|show|retry|purge`: see each command's help. Opens the state file given by
+ * `--state`, `PATCHBAY_STATE` or `.patchbay/state.db` (never creating one: a missing file is exit
+ * 2 with PB_STATE_MISSING) and closes it before returning. Returns the exit code: 0 done, 1 a run
+ * asked for was not found or could not be replayed, 2 usage or environment error.
+ */
+export async function runRuns(argv: readonly string[], io: CliIO, options: RunsOptions = {}): Promise<number> {
+  const clock = options.clock ?? systemClock;
+  const [subcommand, ...rest] = argv;
+  switch (subcommand) {
+    case 'list':
+      return runsList(rest, io, clock);
+    case 'show':
+      return runsShow(rest, io);
+    case 'retry':
+      return runsRetry(rest, io, clock);
+    case 'purge':
+      return runsPurge(rest, io, clock);
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      (subcommand === undefined ? io.stderr : io.stdout).write(runsHelp);
+      return subcommand === undefined ? ExitCode.usage : ExitCode.ok;
+    default:
+      io.stderr.write(`patchbay runs: unknown command "${sanitizeText(subcommand)}"${didYouMean(subcommand, ['list', 'show', 'retry', 'purge'])}\n\n${runsHelp}`);
+      return ExitCode.usage;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared plumbing.
+
+/** Flags every subcommand takes. */
+const commonOptions = {
+  state: { type: 'string' },
+  format: { type: 'string', default: 'text' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** Parses `argv` with `parseArgs`; writes help (exit 0) or a usage error (exit 2) itself. */
+function parseFlags(
+  command: string,
+  help: string,
+  argv: readonly string[],
+  io: CliIO,
+  options: NonNullable<ParseArgsConfig['options']>,
+): { values: Record<string, unknown>; positionals: string[]; format: Format } | number {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: { ...commonOptions, ...options } });
+  } catch (error) {
+    return usageError(io, command, help, error instanceof Error ? error.message : String(error));
+  }
+  const values = parsed.values as Record<string, unknown>;
+  if (values.help === true) {
+    io.stdout.write(help);
+    return ExitCode.ok;
+  }
+  const format = values.format as string;
+  if (format !== 'text' && format !== 'json') return usageError(io, command, help, `--format must be text or json, not "${sanitizeText(format)}"`);
+  return { values, positionals: parsed.positionals, format };
+}
+
+function usageError(io: CliIO, command: string, help: string, message: string): number {
+  io.stderr.write(`patchbay runs ${command}: ${message}\n\n${help}`);
+  return ExitCode.usage;
+}
+
+/** Reports a PatchbayError on stderr (a JSON object with --format json) and returns `exit`. */
+function report(io: CliIO, command: string, format: Format, error: PatchbayError, exit: number): number {
+  const message = sanitizeText(error.message);
+  io.stderr.write(format === 'json' ? `${JSON.stringify({ error: { code: error.code, message } })}\n` : `patchbay runs ${command}: ${error.code}: ${message}\n`);
+  return exit;
+}
+
+/**
+ * Opens the state file, refusing to create one: a missing file means the engine never ran here
+ * or `--state` points elsewhere, and an empty new database would only hide that.
+ */
+async function openState(io: CliIO, command: string, format: Format, flag: unknown): Promise<StateStore | number> {
+  const path = statePath(typeof flag === 'string' ? flag : undefined, io.cwd, io.env);
+  let isFile: boolean;
+  try {
+    isFile = statSync(path).isFile();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      return report(io, command, format, new PatchbayError('PB_STATE_MISSING', `no state file at ${path}; start the engine first or pass --state`), ExitCode.usage);
+    }
+    return report(io, command, format, new PatchbayError('PB_IO', `cannot read the state file ${path}: ${code ?? String(error)}`, { cause: error }), ExitCode.usage);
+  }
+  if (!isFile) return report(io, command, format, new PatchbayError('PB_IO', `the state path ${path} is not a file; pass the database file with --state`), ExitCode.usage);
+  try {
+    return await openSqliteStore(path);
+  } catch (error) {
+    if (error instanceof PatchbayError) return report(io, command, format, error, ExitCode.usage);
+    const reason = error instanceof Error ? error.message : String(error);
+    return report(io, command, format, new PatchbayError('PB_IO', `cannot open the state file ${path}: ${reason}`, { cause: error }), ExitCode.usage);
+  }
+}
+
+/**
+ * Runs `body` with the opened store and closes it afterwards, whatever happens. A store failure
+ * (`PB_STATE_BUSY` while the engine holds the write lock, `PB_STATE_IO`) is reported as an
+ * environment error, exit 2.
+ */
+async function withState(io: CliIO, command: string, format: Format, flag: unknown, body: (store: StateStore) => Promise<number>): Promise<number> {
+  const store = await openState(io, command, format, flag);
+  if (typeof store === 'number') return store;
+  try {
+    try {
+      return await body(store);
+    } finally {
+      await store.close();
+    }
+  } catch (error) {
+    if (error instanceof PatchbayError) return report(io, command, format, error, ExitCode.usage);
+    throw error;
+  }
+}
+
+/**
+ * JSON for output: absent values as `null` (so every key is always there for `jq`), and the
+ * characters `JSON.stringify` leaves raw that a terminal may act on (DEL, C1 controls such as
+ * the 8-bit CSI, line and paragraph separators) escaped. Still valid JSON.
+ */
+export function outputJson(value: unknown, indent = 2): string {
+  const text = JSON.stringify(value === undefined ? null : value, (_key, item: unknown) => (item === undefined ? null : item), indent);
+  return text.replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function iso(ms: number | undefined): string {
+  return ms === undefined ? '' : new Date(ms).toISOString();
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+function indent(text: string, spaces: number): string {
+  const pad = ' '.repeat(spaces);
+  return text
+    .split('\n')
+    .map((line) => pad + line)
+    .join('\n');
+}
+
+/**
+ * Explains unknown run ids, with a suggestion from the newest runs (listed once, on first use):
+ * the one id the input is the start of (with or without the `run_` prefix), else the closest id
+ * by edit distance.
+ */
+class UnknownRuns {
+  private recent: string[] | undefined;
+
+  constructor(private readonly store: StateStore) {}
+
+  async error(id: string): Promise<PatchbayError> {
+    const ids = await this.recentIds();
+    const starts = id === '' ? [] : ids.filter((candidate) => candidate.startsWith(id) || candidate.slice(candidate.indexOf('_') + 1).startsWith(id));
+    let hint = '';
+    if (starts.length === 1) hint = ` (did you mean "${starts[0]}"?)`;
+    else if (starts.length > 1) hint = ` (${starts.length} runs start with "${sanitizeText(id)}": give more of the id)`;
+    else hint = didYouMean(id, ids);
+    return new PatchbayError('PB_RUN_NOT_FOUND', `no run "${sanitizeText(id)}"${hint}`);
+  }
+
+  private async recentIds(): Promise<string[]> {
+    if (this.recent !== undefined) return this.recent;
+    const ids: string[] = [];
+    let beforeSeq: number | undefined;
+    while (ids.length < suggestionScanLimit) {
+      const page = await this.store.listRuns({ beforeSeq, limit: replayBatchSize });
+      for (const run of page) ids.push(run.id);
+      const last = page[page.length - 1];
+      // A store that did not move backwards would loop forever; stop instead (it is only a hint).
+      if (page.length < replayBatchSize || last === undefined || (beforeSeq !== undefined && last.seq >= beforeSeq)) break;
+      beforeSeq = last.seq;
+    }
+    this.recent = ids;
+    return ids;
+  }
+}
+
+/** Integration names that have runs, for a "did you mean" on --integration. */
+async function knownIntegrations(store: StateStore): Promise<string[]> {
+  return [...new Set((await store.countRuns()).map((count) => count.integration))];
+}
+
+// ---------------------------------------------------------------------------------------------
+// runs list
+
+/**
+ * Parses `--since`: a duration back from `now`, a date (midnight UTC) or an ISO date-time (UTC
+ * when it has no offset). Returns milliseconds since the epoch, or undefined when unreadable.
+ */
+export function parseSince(text: string, now: number): number | undefined {
+  const duration = parseDurationMs(text);
+  if (duration !== undefined) return now - duration;
+  const match = /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}:\d{2})?)?$/i.exec(text);
+  if (match === null) return undefined;
+  const [, date, time, offset] = match;
+  const ms = Date.parse(time === undefined ? `${date}T00:00:00Z` : `${date}T${time}${offset ?? 'Z'}`);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** Steps the run is past: a `failed` step had `continueOnError`; a `dead` one ended the run. */
+const doneStepStatuses: ReadonlySet<string> = new Set(['succeeded', 'skipped', 'failed']);
+
+/** Stores may answer fewer rows per call than asked (SQLite: 1000); pages back by `seq` up to `limit`. */
+async function listNewest(store: StateStore, filter: Omit<RunFilter, 'limit' | 'beforeSeq'>, limit: number): Promise<RunRow[]> {
+  const runs: RunRow[] = [];
+  let beforeSeq: number | undefined;
+  while (runs.length < limit) {
+    const page = await store.listRuns({ ...filter, beforeSeq, limit: limit - runs.length });
+    runs.push(...page);
+    const last = page[page.length - 1];
+    if (last === undefined || (beforeSeq !== undefined && last.seq >= beforeSeq)) break;
+    beforeSeq = last.seq;
+  }
+  return runs.slice(0, limit);
+}
+
+async function runsList(argv: readonly string[], io: CliIO, clock: Clock): Promise<number> {
+  const flags = parseFlags('list', listHelp, argv, io, {
+    integration: { type: 'string' },
+    status: { type: 'string' },
+    since: { type: 'string' },
+    limit: { type: 'string', default: '50' },
+  });
+  if (typeof flags === 'number') return flags;
+  const { values, positionals, format } = flags;
+  if (positionals.length > 0) return usageError(io, 'list', listHelp, `unexpected argument "${sanitizeText(positionals[0]!)}"`);
+  const statuses = Object.values(RunStatus) as string[];
+  const status = values.status as string | undefined;
+  if (status !== undefined && !statuses.includes(status)) {
+    return usageError(io, 'list', listHelp, `--status must be one of ${statuses.join(', ')}, not "${sanitizeText(status)}"${didYouMean(status, statuses)}`);
+  }
+  let since: number | undefined;
+  if (values.since !== undefined) {
+    since = parseSince(values.since as string, clock.now());
+    if (since === undefined) {
+      return usageError(io, 'list', listHelp, `--since must be a duration (30m, 1h, 7d) or an ISO time (2026-01-31T12:00:00Z), not "${sanitizeText(values.since as string)}"`);
+    }
+  }
+  const limitText = values.limit as string;
+  const limit = /^[0-9]+$/.test(limitText) ? Number(limitText) : NaN;
+  if (!(limit >= 1 && limit <= maxListLimit)) return usageError(io, 'list', listHelp, `--limit must be a whole number from 1 to ${maxListLimit}, not "${sanitizeText(limitText)}"`);
+  const integration = values.integration as string | undefined;
+
+  return withState(io, 'list', format, values.state, async (store) => {
+    const runs = await listNewest(store, { integration, status: status as RunStatus | undefined, since }, limit);
+    if (format === 'json') {
+      io.stdout.write(`${outputJson(runs)}\n`);
+      return ExitCode.ok;
+    }
+    if (runs.length === 0) {
+      const names = integration === undefined ? [] : await knownIntegrations(store);
+      const hint = integration !== undefined && !names.includes(integration) ? `; no run of integration "${sanitizeText(integration)}" at all${didYouMean(integration, names)}` : '';
+      io.stdout.write(`No runs match${hint}.\n`);
+      return ExitCode.ok;
+    }
+    const rows: string[][] = [];
+    for (const run of runs) {
+      const steps = await store.getSteps(run.id);
+      const finished = steps.filter((step) => doneStepStatuses.has(step.status)).length;
+      const attempts = steps.reduce((sum, step) => sum + step.attempts, 0);
+      rows.push([
+        run.id,
+        sanitizeText(run.integration),
+        run.status,
+        iso(run.receivedAt),
+        `${finished}/${steps.length}`,
+        String(attempts),
+        run.errorCode === undefined ? '' : sanitizeText(run.errorStep === undefined ? run.errorCode : `${run.errorCode} (${run.errorStep})`),
+      ]);
+    }
+    io.stdout.write(formatTable(['ID', 'INTEGRATION', 'STATUS', 'RECEIVED', 'STEPS', 'ATTEMPTS', 'ERROR'], rows));
+    if (runs.length === limit) io.stdout.write(`(the newest ${limit} shown; narrow with --since or raise --limit for more)\n`);
+    return ExitCode.ok;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// runs show
+
+async function runsShow(argv: readonly string[], io: CliIO): Promise<number> {
+  const flags = parseFlags('show', showHelp, argv, io, {});
+  if (typeof flags === 'number') return flags;
+  const { values, positionals, format } = flags;
+  if (positionals.length !== 1) return usageError(io, 'show', showHelp, positionals.length === 0 ? 'name the run to show' : 'name one run to show');
+  const id = positionals[0]!;
+  return withState(io, 'show', format, values.state, async (store) => {
+    const run = await store.getRun(id);
+    if (run === undefined) return report(io, 'show', format, await new UnknownRuns(store).error(id), ExitCode.problems);
+    const [steps, attempts, payload] = await Promise.all([store.getSteps(id), store.getAttempts(id), store.getPayload(id)]);
+    if (format === 'json') {
+      io.stdout.write(`${outputJson({ run, steps, attempts, payload })}\n`);
+      return ExitCode.ok;
+    }
+    io.stdout.write(formatRun(run, steps, attempts, payload));
+    return ExitCode.ok;
+  });
+}
+
+/** Labelled lines with the values aligned; lines with an empty value are left out. */
+function fields(entries: readonly (readonly [string, string])[], spaces: number): string {
+  const shown = entries.filter(([, value]) => value !== '');
+  const width = Math.max(...shown.map(([label]) => label.length));
+  return shown.map(([label, value]) => `${' '.repeat(spaces)}${label.padEnd(width)}  ${value}\n`).join('');
+}
+
+/** `runs show` in text: the run, then each step with its attempts. Every value as stored. */
+export function formatRun(run: RunRow, steps: readonly StepRow[], attempts: readonly AttemptRow[], payload: unknown): string {
+  let text = `Run ${run.id}\n`;
+  const event = `${sanitizeText(run.eventKey)}${run.eventType === undefined ? '' : ` (${sanitizeText(run.eventType)})`}, from ${sanitizeText(run.source)}`;
+  const waiting = run.status === 'queued' || run.status === 'retrying' ? iso(run.availableAt) : '';
+  const lease = run.status === 'running' && run.leaseOwner !== undefined ? `${sanitizeText(run.leaseOwner)} until ${iso(run.leaseExpiresAt)}` : '';
+  const error =
+    run.errorCode === undefined
+      ? ''
+      : `${sanitizeText(run.errorCode)}${run.errorStep === undefined ? '' : ` in step "${sanitizeText(run.errorStep)}"`}${run.errorMessage === undefined ? '' : `: ${sanitizeText(run.errorMessage)}`}`;
+  text += fields(
+    [
+      ['status', run.status],
+      ['integration', sanitizeText(run.integration)],
+      ['event', event],
+      ['revision', sanitizeText(run.revision)],
+      ['received', iso(run.receivedAt)],
+      ['next attempt', waiting],
+      ['lease', lease],
+      ['finished', iso(run.finishedAt)],
+      ['error', error],
+      ['replays', String(run.replays)],
+    ],
+    2,
+  );
+  text += `  payload\n${indent(outputJson(payload), 4)}\n`;
+
+  // Attempts grouped under their step; an attempt whose step row is gone still shows.
+  const indexes = [...new Set([...steps.map((step) => step.index), ...attempts.map((attempt) => attempt.stepIndex)])].sort((a, b) => a - b);
+  if (indexes.length === 0) text += '\nNo step has started yet.\n';
+  for (const index of indexes) {
+    const step = steps.find((row) => row.index === index);
+    const own = attempts.filter((attempt) => attempt.stepIndex === index);
+    const stepId = step?.stepId ?? own[0]?.stepId ?? '?';
+    const state = step === undefined ? 'no step row' : `${step.status}, ${plural(step.attempts, 'attempt')}${run.replays > 0 ? ' in this generation' : ''}`;
+    text += `\nStep ${index + 1} "${sanitizeText(stepId)}": ${state}\n`;
+    for (const attempt of own) text += formatAttempt(attempt);
+  }
+  return text;
+}
+
+function formatAttempt(attempt: AttemptRow): string {
+  const error =
+    attempt.errorCode === undefined && attempt.errorMessage === undefined
+      ? ''
+      : sanitizeText([attempt.errorCode, attempt.errorMessage].filter((part) => part !== undefined).join(': '));
+  let text = `  Attempt ${attempt.attempt}: ${attempt.outcome}\n`;
+  text += fields(
+    [
+      ['started', iso(attempt.startedAt)],
+      ['duration', `${attempt.durationMs} ms`],
+      ['status', attempt.status === undefined ? '' : String(attempt.status)],
+      ['error', error],
+      ['retry at', iso(attempt.retryAt)],
+    ],
+    4,
+  );
+  if (attempt.request !== undefined && attempt.request !== null) text += `    request\n${indent(outputJson(attempt.request), 6)}\n`;
+  if (attempt.response !== undefined && attempt.response !== null) text += `    response\n${indent(outputJson(attempt.response), 6)}\n`;
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// runs retry
+
+interface Skipped {
+  readonly id: string;
+  readonly code: 'PB_RUN_NOT_FOUND' | 'PB_RUN_NOT_DEAD';
+  readonly status: RunStatus | undefined;
+  readonly message: string;
+}
+
+async function runsRetry(argv: readonly string[], io: CliIO, clock: Clock): Promise<number> {
+  const help = retryHelp;
+  const flags = parseFlags('retry', help, argv, io, {
+    dead: { type: 'boolean', default: false },
+    integration: { type: 'string' },
+    yes: { type: 'boolean', default: false },
+  });
+  if (typeof flags === 'number') return flags;
+  const { values, positionals, format } = flags;
+  const dead = values.dead === true;
+  const integration = values.integration as string | undefined;
+  if (dead && positionals.length > 0) return usageError(io, 'retry', help, 'give run ids or --dead, not both');
+  if (!dead && positionals.length === 0) return usageError(io, 'retry', help, 'name the runs to replay, or pass --dead for every dead run');
+  if (!dead && integration !== undefined) return usageError(io, 'retry', help, '--integration goes with --dead (named runs are replayed whatever their integration)');
+
+  return withState(io, 'retry', format, values.state, async (store) => {
+    const stream: ProgressStream = io.stderr;
+    if (dead) {
+      const counts = await store.countRuns();
+      const total = counts.filter((c) => c.status === 'dead' && (integration === undefined || c.integration === integration)).reduce((sum, c) => sum + c.count, 0);
+      const scope = integration === undefined ? '' : ` of integration "${sanitizeText(integration)}"`;
+      if (total === 0) {
+        const names = [...new Set(counts.map((c) => c.integration))];
+        const hint = integration !== undefined && !names.includes(integration) ? `; no run of that integration at all${didYouMean(integration, names)}` : '';
+        if (format === 'json') io.stdout.write(`${outputJson({ queued: 0, replayed: [], skipped: [] })}\n`);
+        else io.stdout.write(`No dead runs${scope} to replay${hint}.\n`);
+        return ExitCode.ok;
+      }
+      if (values.yes !== true) {
+        io.stderr.write(`patchbay runs retry: this would replay ${plural(total, 'dead run')}${scope}; run again with --yes to queue them\n`);
+        return ExitCode.usage;
+      }
+      const progress = total > replayBatchSize ? new Progress({ stream, total, verb: 'replayed', clock }) : undefined;
+      const replayed: string[] = [];
+      let beforeSeq: number | undefined;
+      for (;;) {
+        const page = await store.listRuns({ status: 'dead', integration, beforeSeq, limit: replayBatchSize });
+        const last = page[page.length - 1];
+        if (last === undefined) break;
+        if (beforeSeq !== undefined && last.seq >= beforeSeq) {
+          throw new PatchbayError('PB_INTERNAL', `listRuns returned seq ${last.seq} for beforeSeq ${beforeSeq}; paging would not end`);
+        }
+        replayed.push(...(await store.replayDead(page.map((run) => run.id), clock.now())));
+        progress?.update(replayed.length);
+        if (page.length < replayBatchSize) break;
+        beforeSeq = last.seq;
+      }
+      progress?.finish();
+      writeQueued(io, format, replayed, []);
+      return ExitCode.ok;
+    }
+
+    const ids = [...new Set(positionals)];
+    const progress = ids.length > replayBatchSize ? new Progress({ stream, total: ids.length, verb: 'replayed', clock }) : undefined;
+    const replayed: string[] = [];
+    const skipped: Skipped[] = [];
+    const unknown = new UnknownRuns(store);
+    for (let start = 0; start < ids.length; start += replayBatchSize) {
+      const batch = ids.slice(start, start + replayBatchSize);
+      const done = new Set(await store.replayDead(batch, clock.now()));
+      for (const id of batch) {
+        if (done.has(id)) {
+          replayed.push(id);
+          continue;
+        }
+        const run = await store.getRun(id);
+        if (run === undefined) {
+          const error = await unknown.error(id);
+          skipped.push({ id, code: 'PB_RUN_NOT_FOUND', status: undefined, message: error.message });
+        } else {
+          skipped.push({ id, code: 'PB_RUN_NOT_DEAD', status: run.status, message: `run ${id} is ${run.status}, not dead: skipped` });
+        }
+      }
+      progress?.update(start + batch.length);
+    }
+    progress?.finish();
+    if (format === 'text') for (const skip of skipped) io.stderr.write(`patchbay runs retry: ${skip.code}: ${sanitizeText(skip.message)}\n`);
+    writeQueued(io, format, replayed, skipped);
+    return replayed.length === 0 ? ExitCode.problems : ExitCode.ok;
+  });
+}
+
+function writeQueued(io: CliIO, format: Format, replayed: readonly string[], skipped: readonly Skipped[]): void {
+  if (format === 'json') {
+    io.stdout.write(`${outputJson({ queued: replayed.length, replayed, skipped: skipped.map((s) => ({ ...s, message: sanitizeText(s.message) })) })}\n`);
+    return;
+  }
+  io.stdout.write(
+    replayed.length === 0
+      ? 'No run was queued.\n'
+      : `Queued ${plural(replayed.length, 'run')} for replay. Nothing runs yet: a running engine ("patchbay work" or "patchbay serve") on this state file picks ${replayed.length === 1 ? 'it' : 'them'} up.\n`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// runs purge
+
+async function runsPurge(argv: readonly string[], io: CliIO, clock: Clock): Promise<number> {
+  const flags = parseFlags('purge', purgeHelp, argv, io, {
+    'older-than': { type: 'string' },
+    integration: { type: 'string' },
+    force: { type: 'boolean', default: false },
+  });
+  if (typeof flags === 'number') return flags;
+  const { values, positionals, format } = flags;
+  if (positionals.length > 0) return usageError(io, 'purge', purgeHelp, `unexpected argument "${sanitizeText(positionals[0]!)}"`);
+  const olderThan = values['older-than'] as string | undefined;
+  if (olderThan === undefined) return usageError(io, 'purge', purgeHelp, 'say how old the runs to delete must be with --older-than (30d, 12h)');
+  const ageMs = parseDurationMs(olderThan);
+  if (ageMs === undefined) return usageError(io, 'purge', purgeHelp, `--older-than must be a duration such as 30d, 12h or 90m, not "${sanitizeText(olderThan)}"`);
+  if (ageMs < minPurgeAgeMs && values.force !== true) {
+    return usageError(io, 'purge', purgeHelp, `--older-than ${sanitizeText(olderThan)} would delete nearly every finished run; use at least 1m, or add --force if that is what you mean`);
+  }
+  const integration = values.integration as string | undefined;
+  return withState(io, 'purge', format, values.state, async (store) => {
+    const finishedBefore = clock.now() - ageMs;
+    const deleted = await store.purgeRuns(finishedBefore, integration);
+    if (format === 'json') {
+      io.stdout.write(`${outputJson({ deleted, finishedBefore: iso(finishedBefore) })}\n`);
+    } else {
+      const scope = integration === undefined ? '' : ` of integration "${sanitizeText(integration)}"`;
+      io.stdout.write(`Deleted ${plural(deleted, 'finished run')}${scope} older than ${formatDurationMs(ageMs)} (finished before ${iso(finishedBefore)}).\n`);
+    }
+    return ExitCode.ok;
+  });
+}
