@@ -304,6 +304,13 @@ const defaultListLimit = 50;
  * after the commit (for accepted events, the fsync) that holds its write, and one commit serves
  * them all. Any other method first commits what is queued, so it sees every earlier write.
  *
+ * Leases: a worker holds a run while `lease_owner` names it and the run is `running`, even past
+ * `leaseExpiresAt` until another worker's claim takes the run over; its step records and renewals
+ * are accepted until then. `releaseLeases(owner, now, true)` ends the leases at `now` and leaves
+ * the runs `running`, so the next claim takes them as expired (`resumedAfterLoss`), exactly like a
+ * lease that ran out; with `lost = false` the runs go back to `queued` (or `retrying` when their
+ * current step has attempts), available at `now`, and the next claim is a fresh one.
+ *
  * `nextWakeAt` leaves out runs waiting behind an earlier run with the same order key (they become
  * claimable when that run finishes, which its worker sees). It may return a time in the past
  * while runs wait for capacity; callers then wait for a run to finish or a short poll interval.
