@@ -14,6 +14,9 @@ Commands:
                       Call one provider operation through an integration's connection
   provider import <openapi-file> --name <name>
                       Create a provider definition from an OpenAPI 3.x / Swagger 2.0 description
+  enqueue <integration> --event FILE
+                      Accept events into the state file as runs to execute
+  work [paths…]       Execute queued runs (retries, rate limits, idempotency, crash recovery)
   runs list|show|retry|purge
                       Look into runs in the state file; replay dead letters; delete old runs
   version             Print the version (also --version)
@@ -69,6 +72,14 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO()): Pr
       const { runProvider } = await import('./provider-command.js');
       return runProvider(rest, io);
     }
+    case 'enqueue': {
+      const { runEnqueue } = await import('./enqueue-command.js');
+      return runEnqueue(rest, io);
+    }
+    case 'work': {
+      const { runWork } = await import('./work-command.js');
+      return runWork(rest, io);
+    }
     case 'runs': {
       const { runRuns } = await import('./runs-command.js');
       return runRuns(rest, io);
@@ -76,7 +87,7 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO()): Pr
     default: {
       const { didYouMean } = await import('../lib/did-you-mean.js');
       io.stderr.write(
-        `patchbay: unknown command "${command}"${didYouMean(command, ['validate', 'list', 'call', 'provider', 'runs', 'version', 'help'])}\n\n${usage}`,
+        `patchbay: unknown command "${command}"${didYouMean(command, ['validate', 'list', 'call', 'provider', 'enqueue', 'work', 'runs', 'version', 'help'])}\n\n${usage}`,
       );
       return ExitCode.usage;
     }

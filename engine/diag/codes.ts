@@ -159,7 +159,16 @@ export const codes = {
   PB_INTEGRATION_BROKEN: entry('error', 'An integration cannot be prepared to run (a connection does not open, an expression does not compile); its events wait in the queue and the others run.'),
   PB_STEP_INPUT_INVALID: entry('error', "A step's mapped inputs do not match the operation's input schema at run time (a required input came out empty, a number came out as text); the run is a dead letter."),
   PB_RUN_EXPIRED: entry('error', "The run's event is older than the retry policy's `maxAge`: no further attempt is made."),
+  PB_INTERNAL: entry('error', 'An unexpected error inside Patchbay (a bug): the run is a dead letter with the error; please report it.'),
   PB_RUN_INTERRUPTED: entry('error', 'The engine stopped (crash, kill, power loss) while an attempt was in flight; the attempt counts and the step is retried with the same idempotency key.', 'transient'),
+
+  // State store.
+  PB_STATE_UNREADABLE: entry('error', 'The state database cannot be opened: not a SQLite file, another program\'s database, no permission, or a file system without write-ahead logging.'),
+  PB_STATE_TOO_NEW: entry('error', 'The state database was migrated by a newer Patchbay than this one: upgrade patchbay.'),
+  PB_STATE_BUSY: entry('error', 'Another process held the state database\'s write lock for longer than the busy timeout.', 'transient'),
+  PB_STATE_FULL: entry('error', 'The state database reached its size limit or the disk is full: purge old runs or free space.', 'transient'),
+  PB_STATE_IO: entry('error', 'The state database cannot be read or written: an I/O error or a damaged file (restore it from a backup).'),
+  PB_STATE_CLOSED: entry('error', 'The state store was closed (Patchbay is shutting down); try again once it runs.', 'transient'),
 
   // Operators' commands.
   PB_STATE_MISSING: entry('error', 'There is no state file where `patchbay runs` looked (`--state`, `PATCHBAY_STATE`, `.patchbay/state.db`): start the engine first or pass `--state`.'),
@@ -172,14 +181,6 @@ export const codes = {
   PB_MAPPING_TOO_LARGE: entry('error', 'A mapping or condition built a string, array or value larger than its size limits.'),
   PB_MAPPING_ERROR: entry('error', 'A mapping or condition failed while evaluating: a JSONata run-time error (its code, such as T2001, and position are given).'),
   PB_MAPPING_UNSAFE_REGEX: entry('error', 'A regular expression in a mapping repeats a group that itself repeats (`(a+)+`), which can take exponential time.'),
-
-  // State store.
-  PB_STATE_UNREADABLE: entry('error', 'The state database cannot be opened: not a SQLite file, another program\'s database, no permission, or a file system without write-ahead logging.'),
-  PB_STATE_TOO_NEW: entry('error', 'The state database was migrated by a newer Patchbay than this one: upgrade patchbay.'),
-  PB_STATE_BUSY: entry('error', 'Another process held the state database\'s write lock for longer than the busy timeout.', 'transient'),
-  PB_STATE_FULL: entry('error', 'The state database reached its size limit or the disk is full: purge old runs or free space.', 'transient'),
-  PB_STATE_IO: entry('error', 'The state database cannot be read or written: an I/O error or a damaged file (restore it from a backup).'),
-  PB_STATE_CLOSED: entry('error', 'The state store was closed (Patchbay is shutting down); try again once it runs.', 'transient'),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;

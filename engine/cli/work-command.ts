@@ -1,0 +1,138 @@
+import { parseArgs } from 'node:util';
+import { PatchbayError } from '../diag/errors.js';
+import { Executor } from '../executor/executor.js';
+import { maskCredentials } from '../lib/credentials.js';
+import { JsonLineLogger, type LogLevel } from '../lib/log.js';
+import { loadEngine } from './load-engine.js';
+import { ExitCode, type CliIO } from './main.js';
+import { statePath } from './state-path.js';
+import { defaultProviderDirs } from './validate-command.js';
+
+const help = `Usage: patchbay work [paths…] [options]
+
+Executes the runs queued in the state file: walks each run's steps with its retry, rate-limit and
+timeout policies and idempotency keys, retries on durable timers, and resumes runs that a stopped
+or killed engine left unfinished at their first unfinished step. Integrations with validation
+errors are reported and skipped; the others run. Events come from "patchbay enqueue" (and, with
+the daemon, from webhooks, pollers and schedules).
+
+Options:
+  --state PATH          State file (default .patchbay/state.db, or the PATCHBAY_STATE variable)
+  --until-idle          Exit once no run of a valid integration is queued, running or waiting
+                        for a retry
+  --log-level LEVEL     debug, info, warn or error (default info); JSON lines on stderr
+  --providers DIR       A folder of your own provider definitions (repeatable)
+  --no-catalogue        Do not load the bundled provider catalogue
+  -h, --help            Show this help
+
+SIGTERM or SIGINT stops claiming runs, lets steps in flight finish for up to 10 s and leaves the
+rest to resume on the next start; a second signal exits at once.
+
+Exit status: 0 stopped cleanly, 1 no valid integration, 2 usage or environment error.
+`;
+
+const levels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+
+/** `patchbay work`: see `help`. */
+export async function runWork(argv: readonly string[], io: CliIO): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        state: { type: 'string' },
+        'until-idle': { type: 'boolean', default: false },
+        'log-level': { type: 'string', default: 'info' },
+        providers: { type: 'string', multiple: true },
+        'no-catalogue': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    io.stderr.write(`patchbay work: ${error instanceof Error ? error.message : String(error)}\n\n${help}`);
+    return ExitCode.usage;
+  }
+  if (parsed.values.help) {
+    io.stdout.write(help);
+    return ExitCode.ok;
+  }
+  const level = parsed.values['log-level'] as LogLevel;
+  if (!levels.includes(level)) {
+    io.stderr.write(`patchbay work: --log-level must be one of ${levels.join(', ')}\n`);
+    return ExitCode.usage;
+  }
+  const paths = parsed.positionals.length > 0 ? parsed.positionals : ['integrations'];
+  let engine;
+  try {
+    engine = await loadEngine(
+      {
+        paths,
+        providerDirs: parsed.values.providers ?? defaultProviderDirs(io.cwd, paths),
+        catalogue: !parsed.values['no-catalogue'],
+        statePath: statePath(parsed.values.state, io.cwd, io.env),
+        logger: new JsonLineLogger(io.stderr, level),
+      },
+      io,
+    );
+  } catch (error) {
+    if (error instanceof PatchbayError) {
+      io.stderr.write(`patchbay work: ${maskCredentials(error.message)} [${error.code}]\n`);
+      return ExitCode.usage;
+    }
+    throw error;
+  }
+  if (engine === 'noIntegrations') {
+    io.stderr.write('patchbay work: no valid integration to run\n');
+    return ExitCode.problems;
+  }
+  if (engine === 'noState') return ExitCode.usage;
+
+  const executor = new Executor({ store: engine.store, plan: engine.plan, logger: engine.logger });
+  executor.start();
+  engine.logger.log('info', 'executing runs', {
+    revision: engine.plan.revision,
+    integrations: [...engine.plan.integrations.keys()],
+    broken: [...engine.plan.broken.keys()],
+    owner: executor.owner,
+  });
+
+  let signals = 0;
+  let stopRequested: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => {
+    stopRequested = resolve;
+  });
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals > 1) {
+      engine.logger.log('warn', 'second signal: exiting at once; unfinished runs resume on the next start', { signal });
+      process.exit(ExitCode.usage);
+    }
+    engine.logger.log('info', 'stopping: finishing steps in flight', { signal });
+    stopRequested();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  let idleCheck: NodeJS.Timeout | undefined;
+  if (parsed.values['until-idle']) {
+    const names = new Set(engine.plan.integrations.keys());
+    const check = async (): Promise<void> => {
+      const counts = await engine.store.countRuns();
+      const open = counts.some((row) => names.has(row.integration) && row.count > 0 && (row.status === 'queued' || row.status === 'running' || row.status === 'retrying'));
+      if (!open && executor.inFlightCount() === 0) stopRequested();
+      else idleCheck = setTimeout(() => void check(), 100);
+    };
+    idleCheck = setTimeout(() => void check(), 50);
+  }
+
+  await stopped;
+  if (idleCheck !== undefined) clearTimeout(idleCheck);
+  await executor.stop();
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  await engine.close();
+  engine.logger.log('info', 'stopped');
+  return ExitCode.ok;
+}

@@ -1,0 +1,594 @@
+import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import { hostname } from 'node:os';
+import { PatchbayError } from '../diag/errors.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import { evaluateCondition, evaluateMapping, type MappingLimits } from '../mapping/evaluate.js';
+import type { ProviderFailure } from '../providers/response-reader.js';
+import type { AcceptedEvent, ClaimedRun, NewEvent, RunRow, StateStore, StepResult } from '../store/state-store.js';
+import type { ExecutionPlan, IntegrationPlan, StepPlan } from './plan.js';
+import { RateLimiter, type Reservation, type TokenBucket } from './rate-limiter.js';
+import { decideRetry, type RetryDecision } from './retry-policy.js';
+
+/**
+ * The executor: takes runs from the store and walks their steps. For each step it evaluates the
+ * `if` condition and maps the inputs (JSONata with time, depth and size limits), waits its turn in
+ * the credential's rate limits, calls the operation with the step's timeouts and an idempotency
+ * key derived from the event and the step, and writes the attempt and the step's new state in one
+ * transaction before going on. A failed attempt is retried on a durable timer (backoff with full
+ * jitter, `Retry-After` honoured) or ends the run as a dead letter with its reason.
+ *
+ * Crash safety comes from the store: a run is leased while it executes; a worker that dies leaves
+ * the lease to expire (or to be released by the next worker on this host, which sees the process
+ * is gone), and the run resumes at its first unfinished step. A step that succeeded is never
+ * called again; one that was in flight is called again with the same idempotency key, so
+ * providers that honour keys apply it once.
+ */
+
+/** An event handed to `submit`, not yet redacted. */
+export interface SubmittedEvent {
+  readonly integration: string;
+  /** The provider's event id, a polled item's id, a tick: duplicates are not run twice. */
+  readonly eventKey: string;
+  readonly type?: string | undefined;
+  /** @default 'manual' */
+  readonly source?: string;
+  readonly payload: unknown;
+  /** @default the clock's now */
+  readonly receivedAt?: number;
+}
+
+/** What the executor reports when a run stops executing (finished, waiting on a timer, or given back). */
+export interface RunSettled {
+  readonly runId: string;
+  readonly integration: string;
+  /** `succeeded`, `dead`, `retrying`, `deferred` (rate limit or shutdown) or `lost` (the lease was taken). */
+  readonly outcome: 'succeeded' | 'dead' | 'retrying' | 'deferred' | 'lost';
+}
+
+export interface ExecutorOptions {
+  readonly store: StateStore;
+  readonly plan: ExecutionPlan;
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** Lines carry run ids, step ids, codes and redacted messages only. @default silentLogger */
+  readonly logger?: Logger;
+  /** Lease owner identity. @default `<host>/<pid>/<start time>` */
+  readonly owner?: string;
+  /** How long a claimed run stays leased without renewal. @default 30_000 */
+  readonly leaseMs?: number;
+  /** How often an idle worker looks for runs written by another process or due timers. @default 200 */
+  readonly pollIntervalMs?: number;
+  /** A rate-limit wait longer than this gives the run back to the queue instead of holding a slot. @default 5_000 */
+  readonly maxRateWaitMs?: number;
+  readonly mappingLimits?: MappingLimits;
+  /** Source of jitter, in [0, 1). @default Math.random */
+  readonly random?: () => number;
+  /** Called when a run stops executing (metrics, tests). Must not throw. */
+  readonly onRunSettled?: (settled: RunSettled) => void;
+}
+
+type StepOutcome = 'next';
+
+const finishedStepStatuses = new Set(['succeeded', 'skipped', 'failed']);
+
+export class Executor {
+  readonly owner: string;
+  private plan: ExecutionPlan;
+  private readonly store: StateStore;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly leaseMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly maxRateWaitMs: number;
+  private readonly mappingLimits: MappingLimits | undefined;
+  private readonly random: () => number;
+  private readonly onRunSettled: ((settled: RunSettled) => void) | undefined;
+  private readonly limiter = new RateLimiter();
+  private readonly inFlight = new Map<string, number>();
+  private readonly tasks = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
+  private running = false;
+  private loopDone: Promise<void> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
+
+  constructor(options: ExecutorOptions) {
+    this.store = options.store;
+    this.plan = options.plan;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? silentLogger;
+    this.owner = options.owner ?? `${hostname()}/${process.pid}/${Date.now()}`;
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.pollIntervalMs = options.pollIntervalMs ?? 200;
+    this.maxRateWaitMs = options.maxRateWaitMs ?? 5_000;
+    this.mappingLimits = options.mappingLimits;
+    this.random = options.random ?? Math.random;
+    this.onRunSettled = options.onRunSettled;
+    // Every call in flight and every rate-limit wait listens for the shutdown abort.
+    setMaxListeners(0, this.abort.signal);
+  }
+
+  /** Switches to a new revision's plan; runs in flight finish on the plan they started with. */
+  setPlan(plan: ExecutionPlan): void {
+    this.plan = plan;
+    this.wake();
+  }
+
+  /** Runs currently executing, per integration. */
+  inFlightCount(integration?: string): number {
+    if (integration !== undefined) return this.inFlight.get(integration) ?? 0;
+    let total = 0;
+    for (const count of this.inFlight.values()) total += count;
+    return total;
+  }
+
+  /**
+   * Accepts events: each is redacted with its integration's rules, given its ordering key, and
+   * committed durably with its run (see `StateStore.acceptEvents`). Rejects with
+   * PB_INTEGRATION_BROKEN for an integration that is not in the plan or cannot run (nothing of
+   * the batch is written then), and with the store's errors.
+   */
+  async submit(events: readonly SubmittedEvent[]): Promise<readonly AcceptedEvent[]> {
+    const now = this.clock.now();
+    const rows: NewEvent[] = [];
+    for (const event of events) {
+      const plan = this.integrationPlan(event.integration);
+      rows.push({
+        integration: event.integration,
+        eventKey: event.eventKey,
+        type: event.type,
+        source: event.source ?? 'manual',
+        payload: plan.redactor.redactEvent(event.payload),
+        receivedAt: event.receivedAt ?? now,
+        revision: this.plan.revision,
+        orderKey: await this.orderKeyOf(plan, event.payload),
+      });
+    }
+    const accepted = await this.store.acceptEvents(rows);
+    this.wake();
+    return accepted;
+  }
+
+  /** Starts the background loop: recover orphaned runs, then claim and execute until `stop`. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.heartbeat = setInterval(() => {
+      this.store.renewLeases(this.owner, this.clock.now() + this.leaseMs).catch((error: unknown) => {
+        this.logger.log('error', 'could not renew leases', { error: errorText(error) });
+      });
+    }, Math.max(10, Math.floor(this.leaseMs / 3)));
+    this.heartbeat.unref();
+    this.loopDone = this.loop();
+  }
+
+  /**
+   * Stops claiming, waits for runs in flight up to `deadlineMs`, then aborts the rest and gives
+   * their leases back (they resume at their current step, which counts as interrupted).
+   */
+  async stop(deadlineMs = 10_000): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loopDone;
+    if (this.tasks.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, deadlineMs);
+      });
+      await Promise.race([Promise.allSettled([...this.tasks]), deadline]);
+      clearTimeout(timer);
+    }
+    if (this.tasks.size > 0) {
+      this.abort.abort();
+      await Promise.allSettled([...this.tasks]);
+      await this.store.releaseLeases(this.owner, this.clock.now(), true);
+    }
+    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
+  }
+
+  /**
+   * Executes everything claimable now and waits for it, again and again until nothing is left
+   * to claim: a deterministic way to drive the executor in tests and one-shot commands (use with
+   * a `ManualClock`; runs waiting on a timer in the future are left waiting).
+   */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const claimed = await this.claimBatch();
+      total += claimed;
+      if (this.tasks.size === 0 && claimed === 0) return total;
+      await Promise.race([...this.tasks]);
+    }
+  }
+
+  private async loop(): Promise<void> {
+    await this.recoverOrphans();
+    while (this.running) {
+      let claimed = 0;
+      try {
+        claimed = await this.claimBatch();
+      } catch (error) {
+        this.logger.log('error', 'claiming runs failed; trying again', { error: errorText(error) });
+      }
+      if (claimed === 0) await this.waitForWork();
+    }
+  }
+
+  private wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  private async waitForWork(): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      // Let completions of the same tick gather so one claim serves them all.
+      await new Promise((resolve) => setImmediate(resolve));
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, this.pollIntervalMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+    this.wakeUp = undefined;
+    this.woken = false;
+  }
+
+  /**
+   * Releases the leases of workers on this host whose process is gone (SQLite: the daemon that
+   * was killed), so their runs resume now rather than when the lease would have expired.
+   */
+  private async recoverOrphans(): Promise<void> {
+    try {
+      const host = hostname();
+      for (const owner of await this.store.leaseOwners(this.clock.now())) {
+        if (owner === this.owner) continue;
+        const [ownerHost, pidText] = owner.split('/');
+        const pid = Number(pidText);
+        if (ownerHost !== host || !Number.isInteger(pid) || processExists(pid)) continue;
+        const released = await this.store.releaseLeases(owner, this.clock.now(), true);
+        this.logger.log('warn', 'resuming runs of a worker that stopped without finishing them', { owner, runs: released });
+      }
+    } catch (error) {
+      this.logger.log('error', 'could not look for orphaned runs; they resume when their leases expire', { error: errorText(error) });
+    }
+  }
+
+  private async claimBatch(): Promise<number> {
+    const capacity = new Map<string, number>();
+    for (const plan of this.plan.integrations.values()) {
+      if (!plan.enabled) continue;
+      const free = plan.concurrencyLimit - (this.inFlight.get(plan.name) ?? 0);
+      if (free > 0) capacity.set(plan.name, free);
+    }
+    if (capacity.size === 0 || (!this.running && this.loopDone !== undefined)) return 0;
+    const claimed = await this.store.claimRuns({ owner: this.owner, now: this.clock.now(), leaseMs: this.leaseMs, capacity });
+    for (const run of claimed) {
+      const integration = run.run.integration;
+      this.inFlight.set(integration, (this.inFlight.get(integration) ?? 0) + 1);
+      const task = this.executeRun(run)
+        .then((outcome) => this.settled(run.run, outcome))
+        .catch((error: unknown) => {
+          this.logger.log('error', 'run stopped by an unexpected error; it resumes when its lease expires', { run: run.run.id, error: errorText(error) });
+        })
+        .finally(() => {
+          this.inFlight.set(integration, (this.inFlight.get(integration) ?? 1) - 1);
+          this.tasks.delete(task);
+          this.wake();
+        });
+      this.tasks.add(task);
+    }
+    return claimed.length;
+  }
+
+  private settled(run: RunRow, outcome: RunSettled['outcome']): void {
+    this.onRunSettled?.({ runId: run.id, integration: run.integration, outcome });
+  }
+
+  private integrationPlan(name: string): IntegrationPlan {
+    const plan = this.plan.integrations.get(name);
+    if (plan !== undefined) return plan;
+    const broken = this.plan.broken.get(name);
+    throw new PatchbayError(
+      'PB_INTEGRATION_BROKEN',
+      broken !== undefined ? `integration "${name}" cannot run: ${broken.message}` : `no integration "${name}" in the applied revision`,
+    );
+  }
+
+  /** The hashed ordering key: only equality matters, and the raw value may be personal data. */
+  private async orderKeyOf(plan: IntegrationPlan, payload: unknown): Promise<string | undefined> {
+    if (plan.orderBy === undefined) return undefined;
+    let value: unknown;
+    try {
+      value = await evaluateMapping(plan.orderBy, { event: payload, vars: plan.vars }, this.mappingLimits);
+    } catch (error) {
+      // Without a key the event is not ordered, which is safe; refusing it would lose it.
+      this.logger.log('warn', 'orderBy failed for an event; it runs unordered', { integration: plan.name, error: errorText(error) });
+      return undefined;
+    }
+    if (value === undefined || value === null || value === '') return undefined;
+    return createHash('sha256').update(typeof value === 'string' ? value : JSON.stringify(value)).digest('hex').slice(0, 24);
+  }
+
+  private async executeRun(claimed: ClaimedRun): Promise<RunSettled['outcome']> {
+    const { run } = claimed;
+    const plan = this.plan.integrations.get(run.integration);
+    if (plan === undefined) {
+      // The integration left the plan while the run was claimed: give it back for a later revision.
+      const ok = await this.store.deferRun(run.id, this.owner, this.clock.now() + 60_000, this.clock.now());
+      return ok ? 'deferred' : 'lost';
+    }
+    const context: RunContext = {
+      event: claimed.payload,
+      steps: {},
+      vars: plan.vars,
+      trigger: { integration: run.integration, eventId: run.eventKey, type: run.eventType, source: run.source, receivedAt: new Date(run.receivedAt).toISOString(), runId: run.id },
+    };
+    for (const row of claimed.steps) {
+      if (finishedStepStatuses.has(row.status)) context.steps[row.stepId] = { output: row.output, status: row.status };
+    }
+    let attempts = claimed.steps.find((row) => row.index === run.nextStep)?.attempts ?? 0;
+    const current = plan.steps[run.nextStep];
+    if (claimed.resumedAfterLoss && current !== undefined) {
+      if (!(await this.store.recordInterrupted(run.id, this.owner, current.index, current.id, this.clock.now()))) return 'lost';
+      attempts += 1;
+      this.logger.log('warn', 'resuming a run whose worker stopped mid-step; the step is tried again with the same idempotency key', { run: run.id, step: current.id });
+    }
+    for (let index = run.nextStep; index < plan.steps.length; index += 1) {
+      const step = plan.steps[index]!;
+      const result = await this.executeStep(run, plan, step, context, index === run.nextStep ? attempts : 0);
+      if (result !== 'next') return result;
+    }
+    if (run.nextStep >= plan.steps.length) {
+      // Nothing left (the revision now has fewer steps than when the run stopped).
+      const last = plan.steps[plan.steps.length - 1]!;
+      const ok = await this.store.recordStep(this.result(run, last, { startedAt: this.clock.now(), durationMs: 0, outcome: 'skipped' }, { status: 'skipped' }, { status: 'succeeded' }));
+      return ok ? 'succeeded' : 'lost';
+    }
+    return 'succeeded';
+  }
+
+  /** Runs one step to its next state. Returns `next` to go on with the following step, else how the run settled. */
+  private async executeStep(run: RunRow, plan: IntegrationPlan, step: StepPlan, context: RunContext, attempts: number): Promise<StepOutcome | RunSettled['outcome']> {
+    const startedAt = this.clock.now();
+    const isLast = step.index === plan.steps.length - 1;
+    const onward: StepResult['run'] = isLast ? { status: 'succeeded' } : { status: 'running', nextStep: step.index + 1 };
+    const settle = async (written: Promise<boolean>, outcome: StepOutcome | RunSettled['outcome']): Promise<StepOutcome | RunSettled['outcome']> =>
+      (await written) ? (outcome === 'next' && isLast ? 'succeeded' : outcome) : 'lost';
+
+    if (attempts >= step.retry.maxAttempts) {
+      // Every allowed attempt was used up by interruptions (a crash loop on this step).
+      const failure = new PatchbayError('PB_RUN_INTERRUPTED', `step "${step.id}": the engine stopped during each of its ${attempts} attempts`);
+      return this.finishFailed(run, plan, step, startedAt, attempts, failure, undefined, { retry: false, reason: 'attempts' }, onward, context);
+    }
+    if (startedAt > run.receivedAt + step.retry.maxAgeMs) {
+      const failure = new PatchbayError('PB_RUN_EXPIRED', `step "${step.id}": the event is older than the retry policy's maxAge`);
+      return this.finishFailed(run, plan, step, startedAt, attempts, failure, undefined, { retry: false, reason: 'maxAge' }, onward, context);
+    }
+
+    let inputs: Record<string, unknown>;
+    try {
+      if (step.condition !== undefined && !(await evaluateCondition(step.condition, context, this.mappingLimits))) {
+        context.steps[step.id] = { output: undefined, status: 'skipped' };
+        const written = this.store.recordStep(this.result(run, step, { startedAt, durationMs: this.clock.now() - startedAt, outcome: 'skipped' }, { status: 'skipped' }, onward));
+        return settle(written, 'next');
+      }
+      const mapped = await evaluateMapping(step.inputs, context, this.mappingLimits);
+      inputs = mapped !== null && typeof mapped === 'object' && !Array.isArray(mapped) ? (mapped as Record<string, unknown>) : {};
+      const problems = step.checkInputs(inputs);
+      if (problems.length > 0) throw new PatchbayError('PB_STEP_INPUT_INVALID', `step "${step.id}" (${step.call}): ${problems.join('; ')}`);
+    } catch (error) {
+      return this.finishFailed(run, plan, step, startedAt, attempts, asPatchbayError(error), undefined, { retry: false, reason: 'terminal' }, onward, context);
+    }
+
+    const reservation = this.reserve(step, inputs);
+    if (!reservation.granted) {
+      const ok = await this.store.deferRun(run.id, this.owner, reservation.retryAtMs, this.clock.now());
+      return ok ? 'deferred' : 'lost';
+    }
+    if (reservation.waitMs > 0) await sleep(reservation.waitMs, this.abort.signal);
+    if (this.abort.signal.aborted) return 'deferred';
+
+    const idempotencyKey = idempotencyKeyOf(run, step);
+    const release = step.gate === undefined ? undefined : await this.limiter.gate(step.gate.key, step.gate.limit).acquire();
+    const callStartedAt = this.clock.now();
+    try {
+      const result = await step.connection.call(step.operationName, inputs, {
+        idempotencyKey,
+        connectTimeoutMs: step.timeouts.connectTimeoutMs,
+        headersTimeoutMs: step.timeouts.headersTimeoutMs,
+        totalTimeoutMs: step.timeouts.totalTimeoutMs,
+        signal: this.abort.signal,
+      });
+      const output = plan.redactor.redactStepOutput(step.id, result.output);
+      context.steps[step.id] = { output, status: 'succeeded' };
+      const written = this.store.recordStep(
+        this.result(
+          run,
+          step,
+          {
+            startedAt: callStartedAt,
+            durationMs: result.durationMs,
+            outcome: 'succeeded',
+            request: plan.redactor.redactRequest(result.request),
+            response: plan.redactor.redactResponse(result.status, {}, output),
+            status: result.status,
+          },
+          { status: 'succeeded', output },
+          onward,
+        ),
+      );
+      return await settle(written, 'next');
+    } catch (error) {
+      // A shutdown past its deadline: the request may have gone out; the next worker records the
+      // attempt as interrupted and repeats it with the same idempotency key.
+      if (this.abort.signal.aborted) return 'deferred';
+      const failure = asPatchbayError(error);
+      if (failure.retryAfterMs !== undefined && (failure.code === 'PB_HTTP_RATE_LIMITED' || failure.code === 'PB_HTTP_UNAVAILABLE')) {
+        // The provider says the credential is out of budget: every run using it waits, not just this one.
+        for (const bucket of this.bucketsOf(step, inputs)) bucket.bucket.pauseUntil(this.clock.now() + failure.retryAfterMs);
+      }
+      const decision = decideRetry(failure, attempts + 1, step.retry, this.clock.now(), run.receivedAt, this.random);
+      let request: unknown;
+      try {
+        request = plan.redactor.redactRequest(step.connection.build(step.operationName, inputs, { idempotencyKey }));
+      } catch (buildError) {
+        // The request could not even be built (that is the failure being recorded); store none.
+        void buildError;
+      }
+      return this.finishFailed(run, plan, step, callStartedAt, attempts, failure, request, decision, onward, context);
+    } finally {
+      release?.();
+    }
+  }
+
+  /** Records a failed attempt: a retry on a timer, a failure the run goes past (`continueOnError`), or a dead letter. */
+  private async finishFailed(
+    run: RunRow,
+    plan: IntegrationPlan,
+    step: StepPlan,
+    startedAt: number,
+    attempts: number,
+    failure: PatchbayError,
+    request: unknown,
+    decision: RetryDecision,
+    onward: StepResult['run'],
+    context: RunContext,
+  ): Promise<StepOutcome | RunSettled['outcome']> {
+    const now = this.clock.now();
+    const message = plan.redactor.redactText(failure.message);
+    const answer = failure.cause as Partial<ProviderFailure> | undefined;
+    const attempt = {
+      startedAt,
+      durationMs: Math.max(0, now - startedAt),
+      request,
+      // What the provider said, when it answered: its status and error code (message redacted).
+      response:
+        typeof answer?.status === 'number'
+          ? { status: answer.status, providerCode: answer.providerCode, providerMessage: answer.providerMessage === undefined ? undefined : plan.redactor.redactText(answer.providerMessage) }
+          : undefined,
+      status: typeof answer?.status === 'number' ? answer.status : undefined,
+      errorCode: failure.code,
+      errorMessage: message,
+    };
+    if (decision.retry) {
+      this.logger.log('info', 'step failed; retrying', { run: run.id, step: step.id, code: failure.code, attempt: attempts + 1, retryInMs: decision.delayMs });
+      const ok = await this.store.recordStep(this.result(run, step, { ...attempt, outcome: 'failed', retryAt: decision.atMs }, { status: 'pending' }, { status: 'retrying', availableAt: decision.atMs }));
+      return ok ? 'retrying' : 'lost';
+    }
+    const why = reasonText(decision, attempts + 1, step.retry.maxAttempts);
+    if (step.continueOnError) {
+      this.logger.log('warn', 'step failed; continuing (continueOnError)', { run: run.id, step: step.id, code: failure.code });
+      const ok = await this.store.recordStep(this.result(run, step, { ...attempt, outcome: 'dead' }, { status: 'failed' }, onward));
+      if (!ok) return 'lost';
+      context.steps[step.id] = { output: undefined, status: 'failed' };
+      return onward.status === 'succeeded' ? 'succeeded' : 'next';
+    }
+    this.logger.log('warn', 'run is a dead letter', { run: run.id, step: step.id, code: failure.code, reason: why });
+    const ok = await this.store.recordStep(
+      this.result(run, step, { ...attempt, outcome: 'dead' }, { status: 'dead' }, { status: 'dead', errorCode: failure.code, errorMessage: `${message} (${why})`, errorStep: step.id }),
+    );
+    return ok ? 'dead' : 'lost';
+  }
+
+  private result(run: RunRow, step: StepPlan, attempt: StepResult['attempt'], stepState: StepResult['step'], runState: StepResult['run']): StepResult {
+    return { runId: run.id, owner: this.owner, now: this.clock.now(), stepIndex: step.index, stepId: step.id, attempt, step: stepState, run: runState };
+  }
+
+  private bucketsOf(step: StepPlan, inputs: Readonly<Record<string, unknown>>): { bucket: TokenBucket; cost: number }[] {
+    const now = this.clock.now();
+    return step.limits.map((limit) => {
+      const narrowed = limit.keyInput === undefined ? limit.key : `${limit.key}|${String(inputs[limit.keyInput] ?? '')}`;
+      return { bucket: this.limiter.bucket(narrowed, limit.spec, now), cost: limit.cost };
+    });
+  }
+
+  /** Reserves a token in every bucket of the step, or none of them. */
+  private reserve(step: StepPlan, inputs: Readonly<Record<string, unknown>>): Reservation {
+    const now = this.clock.now();
+    const taken: { bucket: TokenBucket; cost: number }[] = [];
+    let waitMs = 0;
+    for (const entry of this.bucketsOf(step, inputs)) {
+      const reservation = entry.bucket.reserve(entry.cost, now, this.maxRateWaitMs);
+      if (!reservation.granted) {
+        for (const done of taken) done.bucket.refund(done.cost);
+        return reservation;
+      }
+      taken.push(entry);
+      waitMs = Math.max(waitMs, reservation.waitMs);
+    }
+    return { granted: true, waitMs };
+  }
+}
+
+/** What expressions see. */
+interface RunContext {
+  event: unknown;
+  steps: Record<string, { output: unknown; status: string }>;
+  vars: Readonly<Record<string, unknown>>;
+  trigger: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The idempotency key of a step: the integration, the event's key and the step id, so every
+ * attempt — after a retry, a crash or a restart — sends the same key, and a replay of a dead
+ * letter (a deliberate new try) sends a new one. Keys longer than 200 characters are hashed
+ * (Stripe accepts 255).
+ */
+export function idempotencyKeyOf(run: Pick<RunRow, 'integration' | 'eventKey' | 'replays'>, step: Pick<StepPlan, 'id'>): string {
+  const key = `${run.integration}:${run.eventKey}:${step.id}${run.replays > 0 ? `:replay-${run.replays}` : ''}`;
+  return key.length <= 200 ? key : `pb-${createHash('sha256').update(key).digest('hex')}`;
+}
+
+function reasonText(decision: RetryDecision, attempt: number, maxAttempts: number): string {
+  if (decision.retry) return '';
+  switch (decision.reason) {
+    case 'terminal':
+      return `attempt ${attempt}: not retryable`;
+    case 'notRetried':
+      return `attempt ${attempt}: the retry policy does not retry this kind of failure`;
+    case 'attempts':
+      return `gave up after ${attempt} of ${maxAttempts} attempts`;
+    case 'maxAge':
+      return `attempt ${attempt}: the next attempt would start after the retry policy's maxAge`;
+  }
+}
+
+function asPatchbayError(error: unknown): PatchbayError {
+  if (error instanceof PatchbayError) return error;
+  return new PatchbayError('PB_INTERNAL', `unexpected error: ${errorText(error)}`, { cause: error });
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ledgerIntegration, startTestEngine, type TestEngine } from './harness.js';
+import { Sink, type Delivery } from './sink.js';
+
+// Rate limits are per credential: two integrations that use the same token share one budget,
+// measured where it matters, at the provider; a third with its own token is not slowed by them.
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const step = `    - id: record
+      call: ledger.entries.create
+      with: { account: "{{ event.data.account }}", amount: "{{ event.data.amount }}" }`;
+const policy = `    rateLimit: { requests: 20, per: 1s, burst: 5 }
+    concurrency: { limit: 50 }`;
+
+/** The most deliveries seen in any window of `windowMs` milliseconds. */
+function busiestWindow(deliveries: readonly Delivery[], windowMs: number): number {
+  const times = deliveries.map((delivery) => delivery.at).sort((a, b) => a - b);
+  let most = 0;
+  let start = 0;
+  for (let end = 0; end < times.length; end += 1) {
+    while (times[end]! - times[start]! >= windowMs) start += 1;
+    most = Math.max(most, end - start + 1);
+  }
+  return most;
+}
+
+async function waitFor(engine: TestEngine, runs: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const counts = await engine.store.countRuns();
+    const done = counts.filter((row) => row.status === 'succeeded').reduce((sum, row) => sum + row.count, 0);
+    if (done >= runs) return;
+    if (Date.now() > deadline) throw new Error(`only ${done} of ${runs} runs finished in ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('rate limits shared by credential', () => {
+  it('keeps two integrations sharing a token within the token limit together, and leaves another token alone', async () => {
+    const shared = await new Sink().start();
+    const other = await new Sink().start();
+    cleanups.push(() => shared.close(), () => other.close());
+    const engine = await startTestEngine({
+      integrations: {
+        alpha: ledgerIntegration({ name: 'alpha', origin: shared.origin, steps: step, policy }),
+        beta: ledgerIntegration({ name: 'beta', origin: shared.origin, steps: step, policy }),
+        gamma: ledgerIntegration({ name: 'gamma', origin: other.origin, steps: step, policy, tokenEnv: 'OTHER_TOKEN' }),
+      },
+      env: { LEDGER_TOKEN: `ldg_test_${randomBytes(8).toString('hex')}`, OTHER_TOKEN: `ldg_test_${randomBytes(8).toString('hex')}`, LEDGER_WEBHOOK_SECRET: 'whsec_test_rate' },
+      executor: { pollIntervalMs: 20 },
+    });
+    cleanups.push(() => engine.close());
+
+    const events = (integration: string, count: number) =>
+      Array.from({ length: count }, (_, index) => ({ integration, eventKey: `${integration}-${index}`, payload: { data: { account: `acct_${index}`, amount: index + 1 } } }));
+    await engine.executor.submit([...events('alpha', 30), ...events('beta', 30), ...events('gamma', 10)]);
+    const started = Date.now();
+    engine.executor.start();
+    await waitFor(engine, 70, 15_000);
+    const elapsedMs = Date.now() - started;
+
+    expect(shared.deliveries).toHaveLength(60);
+    expect(other.deliveries).toHaveLength(10);
+    // Token bucket bound: burst + rate × window, plus one for a delivery on the window's edge.
+    for (const windowMs of [100, 250, 500, 1_000]) {
+      expect(busiestWindow(shared.deliveries, windowMs), `window ${windowMs} ms`).toBeLessThanOrEqual(5 + Math.ceil((20 * windowMs) / 1_000) + 1);
+    }
+    // 60 requests at 20/s after a burst of 5 need at least 2.75 s.
+    expect(elapsedMs).toBeGreaterThanOrEqual(2_500);
+    // The other token's 10 requests were not queued behind the shared budget.
+    const lastOther = Math.max(...other.deliveries.map((delivery) => delivery.at));
+    const lastShared = Math.max(...shared.deliveries.map((delivery) => delivery.at));
+    expect(lastOther).toBeLessThan(lastShared - 1_000);
+  });
+});
