@@ -18,8 +18,11 @@ import { conditionExpression, parseTemplate } from './template.js';
  * stops at its next step: its state keeps the failure and every later step rethrows it.
  *
  * Limits are checked by reading the clock (every 256 steps), the evaluation depth JSONata keeps
- * (`base.depth`), and the size of every intermediate result. A few built-ins can allocate or
- * loop far beyond those in one call before a result is seen, so safer versions replace them:
+ * (`base.depth`), and the size of every intermediate result; every sequence JSONata builds for
+ * the evaluation refuses to grow past `maxItems` (a path step flattens nested arrays item by
+ * item before any result is seen). A long evaluation also gives way to the event loop every few
+ * milliseconds, so timers and network I/O of other runs are not held up until it ends. A few
+ * built-ins can allocate or loop far beyond the limits in one call, so safer versions replace them:
  * `$pad` (the width allocates), `$join`, `$string` and `$clone` (their output is measured
  * first), `$distinct` (quadratic in JSONata), `$keys` and `$spread` (work grows with the sum of
  * keys); `$eval` is refused (it would bypass compile-time checks), the range operator is capped
@@ -29,8 +32,8 @@ import { conditionExpression, parseTemplate } from './template.js';
  */
 
 /**
- * Limits on one `evaluateMapping` or `evaluateCondition` call. Every failure is terminal: the
- * same expression on the same input fails the same way.
+ * Limits on one `evaluateMapping` or `evaluateCondition` call. Every failure is terminal: a retry
+ * would run the same expression on the same input.
  */
 export interface MappingLimits {
   /**
