@@ -1,4 +1,3 @@
-import type { OutboundRequest } from '../http/request.js';
 import { PatchbayError } from '../diag/errors.js';
 import { looksSecretName } from './credentials.js';
 import type { Logger } from './log.js';
@@ -82,6 +81,18 @@ export interface RedactorOptions {
   /** The manifest's `redact` paths (see the module comment for the grammar). @default [] */
   readonly paths?: readonly string[] | undefined;
   readonly detectors?: RedactDetectorOptions | undefined;
+}
+
+/**
+ * The parts of a request that are recorded. `OutboundRequest` (engine/http/request.ts) has this
+ * shape; it is restated here because lib sits below http and must not import it.
+ */
+export interface RequestToRedact {
+  readonly method: string;
+  readonly url: URL;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: Uint8Array | string | undefined;
 }
 
 /** A request as stored: JSON-safe, with credentials and personal data replaced. */
@@ -221,7 +232,7 @@ export class Redactor {
    * structurally (field names that hold credentials too), form bodies field by field, other
    * UTF-8 text through `redactText`, anything else as `<N bytes>`.
    */
-  redactRequest(request: OutboundRequest): RedactedRequest {
+  redactRequest(request: RequestToRedact): RedactedRequest {
     const scan = this.scan(true);
     const record: { method: string; url: string; headers: Record<string, string>; body?: unknown } = {
       method: request.method,
