@@ -75,7 +75,8 @@ export function checkCondition(site: StringSite, context: ExpressionContext): vo
   checkExpression(conditionExpression(site.value), site, context);
 }
 
-const redactPathPattern = /^(event|trigger|steps\.[A-Za-z_][A-Za-z0-9_]*\.(output|error))(\.[A-Za-z_$][\w$-]*)*$/;
+// The redactor's grammar (engine/lib/redact.ts): `*` for any one key or element, digits for one element.
+const redactPathPattern = /^(event|trigger|steps\.([A-Za-z_][A-Za-z0-9_]*|\*)\.(output|error))(\.([A-Za-z_$][\w$-]*|\*|[0-9]+))*$/;
 
 /**
  * `redact` paths must name data that exists: a misspelt path silently leaves personal data in
@@ -90,11 +91,15 @@ export function checkRedactPaths(redact: unknown, context: ExpressionContext): v
       context.reporter.at(
         path,
         'PB_MANIFEST_BAD_VALUE',
-        `redact path "${entry}" must be a dotted path under event, trigger or steps.<id>.output, e.g. event.data.object.billing_details`,
+        `redact path "${entry}" must be a dotted path under event, trigger or steps.<id>.output (\`*\` for any key or element), e.g. event.data.object.billing_details`,
       );
       return;
     }
-    const names = entry.split('.');
+    // Only the part before the first wildcard or index can be checked against steps and schemas.
+    const all = entry.split('.');
+    const firstWild = all.findIndex((name, k) => k > 0 && (name === '*' || /^[0-9]+$/.test(name)));
+    const names = firstWild < 0 ? all : all.slice(0, firstWild);
+    if (names[0] === 'steps' && names.length < 3) return;
     // Reuse the expression checks: a redact path is a path an expression could read.
     checkReference(
       { names, offsets: names.map((_, k) => names.slice(0, k).join('.').length + (k > 0 ? 1 : 0)) },
