@@ -38,9 +38,9 @@ Run "patchbay runs <command> --help" for a command's options.
 const listHelp = `Usage: patchbay runs list [options]
 
 Lists runs, newest first: id, integration, status, when the event was received (UTC), steps
-done / steps reached so far (1/2: the first done, the second under way, waiting to retry or dead;
-a step is known only once a run reaches it), attempts made in the current generation (a replay
-starts a new one), and the error code of a dead letter with the step that failed.
+finished of the integration's steps when the event arrived (1/3: the first done, the second under
+way, waiting to retry or dead), attempts made in the current generation (a replay starts a new
+one), and the error code of a dead letter with the step that failed.
 
 Options:
   --integration NAME   Only this integration's runs
@@ -391,7 +391,7 @@ async function runsList(argv: readonly string[], io: CliIO, clock: Clock): Promi
         sanitizeText(run.integration),
         run.status,
         iso(run.receivedAt),
-        `${finished}/${steps.length}`,
+        `${finished}/${run.stepCount ?? steps.length}`,
         String(attempts),
         run.errorCode === undefined ? '' : sanitizeText(run.errorStep === undefined ? run.errorCode : `${run.errorCode} (${run.errorStep})`),
       ]);

@@ -145,6 +145,7 @@ export class Executor {
         receivedAt: event.receivedAt ?? now,
         revision: this.plan.revision,
         orderKey: await this.orderKeyOf(plan, event.payload),
+        stepCount: plan.steps.length,
       });
     }
     const accepted = await this.store.acceptEvents(rows);

@@ -61,6 +61,8 @@ export interface NewEvent {
   readonly revision: string;
   /** Ordering key (from the integration's `concurrency.orderBy`): runs with the same key execute one at a time, in arrival order. */
   readonly orderKey?: string | undefined;
+  /** Steps the integration had when the event was accepted (for progress such as `2/3`). */
+  readonly stepCount?: number | undefined;
 }
 
 /** What accepting one event did. */
@@ -91,6 +93,8 @@ export interface RunRow {
   readonly finishedAt: number | undefined;
   /** Index of the first step that has not finished. */
   readonly nextStep: number;
+  /** Steps the integration had when the event was accepted; unknown for runs stored before it was recorded. */
+  readonly stepCount: number | undefined;
   /** How many times the run was replayed from the dead letters (part of the idempotency keys). */
   readonly replays: number;
   readonly errorCode: string | undefined;

@@ -116,6 +116,13 @@ export function describeStateStoreContract(name: string, open: OpenStateStore): 
         expect(await store.getPayload('run_unknown')).toBeUndefined();
       });
 
+      it("keeps the integration's step count given at acceptance, and none when it was not given", async () => {
+        const store = await openStore();
+        const [counted, uncounted] = await store.acceptEvents([event(1, { stepCount: 3 }), event(2)]);
+        expect((await store.getRun(counted!.runId))?.stepCount).toBe(3);
+        expect((await store.getRun(uncounted!.runId))?.stepCount).toBeUndefined();
+      });
+
       it('answers a duplicate (integration, eventKey) with the existing run, in a later call or the same one', async () => {
         const store = await openStore();
         const [first] = await store.acceptEvents([event(1)]);

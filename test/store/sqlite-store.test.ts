@@ -99,6 +99,24 @@ describe('SqliteStore', () => {
       expect(readRaw(file, 'SELECT version, name, applied_at FROM schema_migrations ORDER BY version')).toEqual(applied);
     });
 
+    it('upgrades a database made by an older Patchbay in place, keeping its runs', async () => {
+      // Make a version-1 database holding one run: today's file with migration 2 undone.
+      const current = await open();
+      const [old] = await current.acceptEvents([event(1)]);
+      await current.close();
+      const raw = new Database(file);
+      raw.exec('ALTER TABLE runs DROP COLUMN step_count; DELETE FROM schema_migrations WHERE version >= 2');
+      raw.close();
+
+      const upgraded = await open({ clock: new ManualClock(t0 + 1_000) });
+      const applied = readRaw<{ version: number; applied_at: number }>(file, 'SELECT version, applied_at FROM schema_migrations ORDER BY version');
+      expect(applied.map((row) => row.version)).toEqual(migrations.map((migration) => migration.version));
+      expect(applied.find((row) => row.version === 2)?.applied_at).toBe(t0 + 1_000);
+      expect(await upgraded.getRun(old!.runId)).toMatchObject({ eventKey: 'evt_1', status: 'queued', stepCount: undefined });
+      const [fresh] = await upgraded.acceptEvents([event(2, { stepCount: 2 })]);
+      expect((await upgraded.getRun(fresh!.runId))?.stepCount).toBe(2);
+    });
+
     it('refuses a database migrated by a newer Patchbay, naming both versions, and leaves it alone', async () => {
       await (await open()).close();
       const raw = new Database(file);

@@ -140,4 +140,11 @@ CREATE TABLE poll_cursors (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'run-step-count',
+    // How many steps the integration had when the event was accepted, so listings can show
+    // progress as 2/3 before the run has reached its last step. Null for older runs.
+    sql: `ALTER TABLE runs ADD COLUMN step_count INTEGER;`,
+  },
 ];

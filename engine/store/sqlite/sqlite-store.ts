@@ -185,6 +185,7 @@ interface RunPart {
   lease_owner: string | null;
   lease_expires_at: number | null;
   next_step: number;
+  step_count: number | null;
   replays: number;
   error_code: string | null;
   error_message: string | null;
@@ -243,6 +244,7 @@ interface EventParams {
   readonly receivedAt: number;
   readonly revision: string;
   readonly orderKey: string | null;
+  readonly stepCount: number | null;
 }
 
 /** A write waiting for the end of the event loop turn (see `SqliteStore.flushWrites`). */
@@ -281,7 +283,7 @@ interface Candidate {
 }
 
 const runColumns = `r.id, r.seq, r.integration, r.order_key, r.status, r.available_at, r.lease_owner, r.lease_expires_at,
-  r.next_step, r.replays, r.error_code, r.error_message, r.error_step, r.updated_at, r.finished_at,
+  r.next_step, r.step_count, r.replays, r.error_code, r.error_message, r.error_step, r.updated_at, r.finished_at,
   e.event_key, e.type, e.source, e.received_at, e.revision`;
 
 // The unfinished runs of one integration and order key, through the index that holds only those.
@@ -389,8 +391,8 @@ export class SqliteStore implements StateStore {
       VALUES (@integration, @eventKey, @type, @source, @payload, @receivedAt, @revision)
       ON CONFLICT (integration, event_key) DO NOTHING`);
     // Every unfinished run of the key is earlier than a new one, so any of them blocks it.
-    this.insertRun = db.prepare(`INSERT INTO runs (seq, id, integration, order_key, status, available_at, updated_at, blocked)
-      VALUES (@seq, @id, @integration, @orderKey, 'queued', @receivedAt, @receivedAt,
+    this.insertRun = db.prepare(`INSERT INTO runs (seq, id, integration, order_key, status, available_at, updated_at, step_count, blocked)
+      VALUES (@seq, @id, @integration, @orderKey, 'queued', @receivedAt, @receivedAt, @stepCount,
         @orderKey IS NOT NULL AND EXISTS (SELECT 1 FROM ${activeOfKey}))`);
     this.selectRunIdOfEvent = db.prepare(`SELECT r.id FROM events AS e JOIN runs AS r ON r.seq = e.seq
       WHERE e.integration = ? AND e.event_key = ?`).pluck();
@@ -415,7 +417,7 @@ export class SqliteStore implements StateStore {
     // array), not one per run: a statement call costs more than the rows it touches.
     this.takeLeases = db.prepare(`UPDATE runs SET status = 'running', lease_owner = @owner, lease_expires_at = @until, updated_at = @now
       WHERE seq IN (SELECT value FROM json_each(@seqs))
-      RETURNING id, seq, integration, order_key, status, available_at, lease_owner, lease_expires_at, next_step, replays,
+      RETURNING id, seq, integration, order_key, status, available_at, lease_owner, lease_expires_at, next_step, step_count, replays,
         error_code, error_message, error_step, updated_at, finished_at`);
     this.selectEventsOf = db.prepare(`SELECT seq, event_key, type, source, received_at, revision, payload FROM events
       WHERE seq IN (SELECT value FROM json_each(?))`);
@@ -632,7 +634,7 @@ export class SqliteStore implements StateStore {
       return { accepted: false, runId: this.selectRunIdOfEvent.get(event.integration, event.eventKey) as string };
     }
     const runId = newId('run', Math.max(0, Math.floor(event.receivedAt)));
-    this.insertRun.run({ seq: inserted.lastInsertRowid, id: runId, integration: event.integration, orderKey: event.orderKey, receivedAt: event.receivedAt });
+    this.insertRun.run({ seq: inserted.lastInsertRowid, id: runId, integration: event.integration, orderKey: event.orderKey, receivedAt: event.receivedAt, stepCount: event.stepCount });
     return { accepted: true, runId };
   }
 
@@ -867,6 +869,7 @@ function toEventParams(event: NewEvent): EventParams {
     receivedAt: event.receivedAt,
     revision: event.revision,
     orderKey: event.orderKey ?? null,
+    stepCount: event.stepCount ?? null,
   };
 }
 
@@ -895,6 +898,7 @@ function toRunRow(row: RunPart, event: Omit<EventPart, 'payload'>): RunRow {
     availableAt: row.available_at,
     finishedAt: row.finished_at ?? undefined,
     nextStep: row.next_step,
+    stepCount: row.step_count ?? undefined,
     replays: row.replays,
     errorCode: row.error_code ?? undefined,
     errorMessage: row.error_message ?? undefined,
