@@ -1,7 +1,9 @@
 import { parseArgs } from 'node:util';
 import { PatchbayError } from '../diag/errors.js';
 import { Executor } from '../executor/executor.js';
+import { startRetention } from '../executor/retention.js';
 import { maskCredentials } from '../lib/credentials.js';
+import { parseDurationMs } from '../lib/duration.js';
 import { JsonLineLogger, type LogLevel } from '../lib/log.js';
 import { loadEngine } from './load-engine.js';
 import { ExitCode, type CliIO } from './main.js';
@@ -20,6 +22,8 @@ Options:
   --state PATH          State file (default .patchbay/state.db, or the PATCHBAY_STATE variable)
   --until-idle          Exit once no run of a valid integration is queued, running or waiting
                         for a retry
+  --retention DURATION  Delete runs that finished longer ago than this, at start and hourly
+                        (default 30d, or the PATCHBAY_RETENTION variable; "off" keeps all)
   --log-level LEVEL     debug, info, warn or error (default info); JSON lines on stderr
   --providers DIR       A folder of your own provider definitions (repeatable)
   --no-catalogue        Do not load the bundled provider catalogue
@@ -44,6 +48,7 @@ export async function runWork(argv: readonly string[], io: CliIO): Promise<numbe
       options: {
         state: { type: 'string' },
         'until-idle': { type: 'boolean', default: false },
+        retention: { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         providers: { type: 'string', multiple: true },
         'no-catalogue': { type: 'boolean', default: false },
@@ -61,6 +66,12 @@ export async function runWork(argv: readonly string[], io: CliIO): Promise<numbe
   const level = parsed.values['log-level'] as LogLevel;
   if (!levels.includes(level)) {
     io.stderr.write(`patchbay work: --log-level must be one of ${levels.join(', ')}\n`);
+    return ExitCode.usage;
+  }
+  const retentionText = parsed.values.retention ?? io.env.PATCHBAY_RETENTION ?? '30d';
+  const retentionMs = retentionText === 'off' ? undefined : parseDurationMs(retentionText);
+  if (retentionText !== 'off' && (retentionMs === undefined || retentionMs < 60_000)) {
+    io.stderr.write(`patchbay work: --retention must be a duration of at least 1m (such as 30d) or "off", not "${retentionText}"\n`);
     return ExitCode.usage;
   }
   const paths = parsed.positionals.length > 0 ? parsed.positionals : ['integrations'];
@@ -91,6 +102,7 @@ export async function runWork(argv: readonly string[], io: CliIO): Promise<numbe
 
   const executor = new Executor({ store: engine.store, plan: engine.plan, logger: engine.logger });
   executor.start();
+  const stopRetention = retentionMs === undefined ? async () => undefined : startRetention({ store: engine.store, retentionMs, logger: engine.logger });
   engine.logger.log('info', 'executing runs', {
     revision: engine.plan.revision,
     integrations: [...engine.plan.integrations.keys()],
@@ -130,6 +142,7 @@ export async function runWork(argv: readonly string[], io: CliIO): Promise<numbe
   await stopped;
   if (idleCheck !== undefined) clearTimeout(idleCheck);
   await executor.stop();
+  await stopRetention();
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   await engine.close();

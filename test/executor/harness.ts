@@ -84,6 +84,7 @@ export async function startTestEngine(options: {
   const plan = await buildExecutionPlan({ integrations: validation.integrations, registry: validation.registry, secrets, clock: options.clock, logger: redactingLogger(logger, new Redactor({ secrets })) });
   const stateFile = join(dir, 'state.db');
   const store = await openSqliteStore(stateFile);
+  let closed = false;
   const executor = new Executor({ store, plan, clock: options.clock, logger: redactingLogger(logger, new Redactor({ secrets })), ...options.executor });
   return {
     dir,
@@ -93,6 +94,9 @@ export async function startTestEngine(options: {
     executor,
     logger,
     close: async () => {
+      // Idempotent: a test may close an engine early (a restart) and the cleanup closes it again.
+      if (closed) return;
+      closed = true;
       await executor.stop(1_000);
       await plan.close();
       await store.close();

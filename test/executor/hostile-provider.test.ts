@@ -227,6 +227,31 @@ describe('executor against a hostile provider', () => {
     expect(sink.deliveries[0]!.key).toBe(idempotencyKeyOf({ integration: 'books', eventKey: 'evt_1', replays: 0 }, { id: 'record' }));
   });
 
+  it('keeps a retry timer across a restart: the new engine waits for it, then retries', async () => {
+    const first = await setup((_delivery, index) => (index === 0 ? { status: 503, headers: { 'retry-after': '30' }, body: '{}' } : undefined), oneStep, retryPolicy('maxAttempts: 3'));
+    const runId = await submitOne(first.engine, first.clock);
+    await first.engine.executor.drain();
+    const due = (await first.engine.store.getRun(runId))!.availableAt;
+    expect(due - first.clock.now()).toBe(30_000);
+    await first.engine.close();
+
+    // A new engine (new store handle, new executor) on the same folder and state file.
+    const clock = new ManualClock(first.clock.now() + 29_000);
+    const again = await startTestEngine({
+      dir: first.engine.dir,
+      integrations: { books: ledgerIntegration({ name: 'books', origin: first.sink.origin, steps: oneStep, policy: retryPolicy('maxAttempts: 3') }) },
+      env: { LEDGER_TOKEN: first.token, LEDGER_WEBHOOK_SECRET: 'whsec_test_hostile' },
+      clock,
+    });
+    cleanups.push(() => again.close());
+    await again.executor.drain();
+    expect(first.sink.deliveries).toHaveLength(1);
+    clock.set(due);
+    await again.executor.drain();
+    expect(first.sink.deliveries).toHaveLength(2);
+    expect((await again.store.getRun(runId))?.status).toBe('succeeded');
+  });
+
   it('accepts an event once: a duplicate delivery gets the same run and sends nothing more', async () => {
     const { engine, sink, clock } = await setup(() => undefined, oneStep, retryPolicy('maxAttempts: 3'));
     const first = await submitOne(engine, clock);
