@@ -48,6 +48,7 @@ const BENCHES = [
   { name: 'examples', run: benchExamples },
   { name: 'startup', run: benchStartup },
   { name: 'http', run: benchHttp },
+  { name: 'executor', run: benchExecutor },
 ];
 
 function main() {
@@ -140,6 +141,65 @@ function benchHttp() {
       'The server runs in a child process so it does not share the measured event loop.',
     ],
     details,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// executor: events/s through a three-step integration with the SQLite store, beside a bare
+// undici + better-sqlite3 loop (bench/executor.mjs runs both, interleaved, each in its own child).
+
+const EXECUTOR_EVENTS = 5_000;
+const EXECUTOR_WARMUP = 1_000;
+const EXECUTOR_ROUNDS = 5;
+const EXECUTOR_IN_FLIGHT = 64;
+const EXECUTOR_BATCH = 100;
+const EXECUTOR_AIM_RATIO = 0.5;
+const EXECUTOR_AIM_RATE = 2_000;
+/** bench/executor.mjs gives up by itself after 110 s; this only catches a hung orchestrator. */
+const EXECUTOR_TIMEOUT_MS = 120_000;
+
+function benchExecutor() {
+  const child = spawnSync(process.execPath, [join(REPO_ROOT, 'bench', 'executor.mjs'),
+    '--events', String(EXECUTOR_EVENTS), '--warmup', String(EXECUTOR_WARMUP), '--rounds', String(EXECUTOR_ROUNDS),
+    '--concurrency', String(EXECUTOR_IN_FLIGHT), '--batch', String(EXECUTOR_BATCH)], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    timeout: EXECUTOR_TIMEOUT_MS,
+  });
+  if (child.status !== 0) throw new Error(`bench/executor.mjs failed: ${child.stderr || child.error?.message}`);
+  const result = JSON.parse(child.stdout);
+  const { patchbay: p, baseline: b } = result;
+  const rateMet = p.eventsPerSecond >= EXECUTOR_AIM_RATIO * b.eventsPerSecond && p.eventsPerSecond >= EXECUTOR_AIM_RATE;
+  const n = EXECUTOR_EVENTS.toLocaleString('en-US');
+  return {
+    title: `executor: ${n} events per round through three steps to a local sink, SQLite store, ${EXECUTOR_ROUNDS} interleaved rounds (median)`,
+    rows: [
+      row(`executor: events/s, three steps + SQLite (${EXECUTOR_IN_FLIGHT} in flight)`, 'events/s', p.eventsPerSecond, b.eventsPerSecond,
+        `≥ ${EXECUTOR_AIM_RATIO} × baseline and ≥ ${EXECUTOR_AIM_RATE.toLocaleString('en-US')}/s (${rateMet ? 'met' : 'missed'})`),
+      row('executor: latency per event, p50', 'ms', p.p50Ms, b.p50Ms, ''),
+      row('executor: latency per event, p99', 'ms', p.p99Ms, b.p99Ms, ''),
+      row('executor: peak RSS of the measuring process', 'MiB', p.peakRssMiB, b.peakRssMiB, ''),
+      row('executor: CPU per event (user + system)', 'µs', p.cpuUsPerEvent, b.cpuUsPerEvent, ''),
+    ],
+    notes: [
+      `executor, patchbay: the engine in a child process, as the daemon builds it (validateManifests → buildExecutionPlan → ` +
+        `openSqliteStore → Executor, poll interval 5 ms) on an integration of the \`ledger\` test provider with three steps ` +
+        '(entries.create → notify.send → audit.write, each input mapped by JSONata from the event or the previous output and ' +
+        `checked against the operation's schema), \`concurrency.limit: ${EXECUTOR_IN_FLIGHT}\`, a bearer token and an idempotency key per step. ` +
+        `Events arrive through Executor.submit in batches of ${EXECUTOR_BATCH} (one fsynced commit each, synchronous = FULL) whenever ` +
+        `fewer than ${2 * EXECUTOR_IN_FLIGHT} are waiting or running; every attempt is recorded with its redacted request and response ` +
+        '(group commits, synchronous = NORMAL). A round counts only if the store holds every run as succeeded.',
+      `executor, baseline: a child with ${EXECUTOR_IN_FLIGHT} async workers fed the same batches; per event three sequential undici ` +
+        '`request()` POSTs with the same JSON bodies, bearer token and Idempotency-Key header (the same pool shape as the engine: ' +
+        '32 keep-alive connections, no pipelining), each answer read as JSON, then one better-sqlite3 INSERT of the event in ' +
+        'WAL with synchronous = NORMAL (autocommit, no fsync per commit): the cheapest setting a hand-written loop would use, ' +
+        'with no retries, resume, redaction or audit trail.',
+      `executor: rate is measured events ÷ time from the first submit to the last finished event, after ${EXECUTOR_WARMUP.toLocaleString('en-US')} ` +
+        'untimed warm-up events in the same process; latency runs from the hand-over of an event\'s batch to its last committed ' +
+        'write (queueing included); peak RSS is the child\'s getrusage high-water mark. The sink is a node:http server in its own ' +
+        'child that counts calls, so each round is also checked for exactly three calls per event with distinct idempotency keys.',
+    ],
+    details: result,
   };
 }
 
