@@ -266,8 +266,12 @@ export class Executor {
     const capacity = new Map<string, number>();
     for (const plan of this.plan.integrations.values()) {
       if (!plan.enabled) continue;
-      const free = plan.concurrencyLimit - (this.inFlight.get(plan.name) ?? 0);
-      if (free > 0) capacity.set(plan.name, free);
+      const running = this.inFlight.get(plan.name) ?? 0;
+      const free = plan.concurrencyLimit - running;
+      // Claim in batches: every claim is a write transaction, so a freed slot waits until a
+      // quarter of the limit is free (or nothing runs) rather than costing a claim of its own.
+      const worthClaiming = running === 0 ? 1 : Math.ceil(plan.concurrencyLimit / 4);
+      if (free >= worthClaiming) capacity.set(plan.name, free);
     }
     if (capacity.size === 0 || (!this.running && this.loopDone !== undefined)) return 0;
     const claimed = await this.store.claimRuns({ owner: this.owner, now: this.clock.now(), leaseMs: this.leaseMs, capacity });

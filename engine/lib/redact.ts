@@ -490,7 +490,21 @@ function isSecretParameter(name: string): boolean {
 }
 
 /** Body and log fields: `client_secret`, `refreshToken`, `password`, `apiKey`, `authorization`, `webhook_signature`. */
+// Field names repeat from one payload to the next (`id`, `amount`, `customer`), and deciding costs
+// a few regular expressions: the answers are remembered, up to a bound (names are attacker-chosen).
+const secretFieldAnswers = new Map<string, boolean>();
+const maxRememberedFieldNames = 10_000;
+
 function isSecretField(name: string): boolean {
+  const known = secretFieldAnswers.get(name);
+  if (known !== undefined) return known;
+  const answer = decideSecretField(name);
+  if (secretFieldAnswers.size >= maxRememberedFieldNames) secretFieldAnswers.clear();
+  secretFieldAnswers.set(name, answer);
+  return answer;
+}
+
+function decideSecretField(name: string): boolean {
   if (looksSecretName(name)) return true;
   const last = name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').split(/[^A-Za-z0-9]+/).filter(Boolean).at(-1)?.toLowerCase();
   return last === 'authorization' || last === 'signature' || last === 'hmac' || last === 'cookie';

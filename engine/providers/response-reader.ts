@@ -61,16 +61,19 @@ export function parseXml(text: string): unknown {
   return xmlParser.parse(text) as unknown;
 }
 
-function malformed(context: string, response: InboundResponse, what: string, cause: unknown): PatchbayError {
+/** The failure's "who answered": built only when a failure needs it (it masks the URL, which costs time on every answer otherwise). */
+type Context = () => string;
+
+function malformed(context: Context, response: InboundResponse, what: string, cause: unknown): PatchbayError {
   return new PatchbayError(
     'PB_HTTP_MALFORMED_BODY',
-    `${context} answered ${response.status} with a body that is not ${what}: ${bodyExcerpt(response.body, response.url)}`,
+    `${context()} answered ${response.status} with a body that is not ${what}: ${bodyExcerpt(response.body, response.url)}`,
     { cause },
   );
 }
 
 /** Parses a body as `format`; throws `PB_HTTP_MALFORMED_BODY` when it does not parse. */
-function parseAs(format: Format, response: InboundResponse, context: string): unknown {
+function parseAs(format: Format, response: InboundResponse, context: Context): unknown {
   switch (format) {
     case 'empty':
       return { status: response.status, headers: { ...response.headers } };
@@ -105,7 +108,7 @@ const jsonType = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;|$)/i;
  * JSON (`application/json`, `application/*+json`), else text; null when empty. Throws
  * `PB_HTTP_MALFORMED_BODY` for a body announced as JSON that does not parse.
  */
-function envelope(response: InboundResponse, context: string): { status: number; headers: Record<string, string>; body: unknown } {
+function envelope(response: InboundResponse, context: Context): { status: number; headers: Record<string, string>; body: unknown } {
   const headers = { ...response.headers };
   if (response.body.byteLength === 0) return { status: response.status, headers, body: null };
   const body = jsonType.test(response.headers['content-type'] ?? '') ? parseAs('json', response, context) : utf8(response.body);
@@ -289,8 +292,7 @@ export function readResponse(
   const label = `${provider.metadata.name}.${operationName}`;
   // A generic operation's method comes from its inputs, which are not known here.
   const method = operation.requestFromInputs?.method !== undefined ? 'request' : (operation.method ?? 'POST');
-  const target = describeTarget(method, response.url);
-  const context = `${label}: ${target}`;
+  const context: Context = () => `${label}: ${describeTarget(method, response.url)}`;
   const format = formatOf(operation);
   const ok = response.status >= 200 && response.status < 300;
   const retry = provider.spec.retry ?? {};
@@ -351,7 +353,7 @@ export function readResponse(
     } else {
       said = response.body.byteLength > 0 ? bodyExcerpt(response.body, response.url) : 'no body';
     }
-    throw new PatchbayError(code, `${context} answered ${response.status}: ${said} (${advice})`, {
+    throw new PatchbayError(code, `${context()} answered ${response.status}: ${said} (${advice})`, {
       cause: details,
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     });
