@@ -181,6 +181,9 @@ export const codes = {
   PB_MAPPING_TOO_LARGE: entry('error', 'A mapping or condition built a string, array or value larger than its size limits.'),
   PB_MAPPING_ERROR: entry('error', 'A mapping or condition failed while evaluating: a JSONata run-time error (its code, such as T2001, and position are given).'),
   PB_MAPPING_UNSAFE_REGEX: entry('error', 'A regular expression in a mapping repeats a group that itself repeats (`(a+)+`), which can take exponential time.'),
+
+  // PostgreSQL store.
+  PB_STATE_UNAVAILABLE: entry('error', 'The PostgreSQL state database could not be reached, or dropped the connection during an operation (which may or may not have been committed): check the server; it is retried.', 'transient'),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;

@@ -1,0 +1,1038 @@
+import pg from 'pg';
+import { PatchbayError } from '../../diag/errors.js';
+import { systemClock, type Clock } from '../../lib/clock.js';
+import { newId } from '../../lib/ids.js';
+import { silentLogger, type Logger } from '../../lib/log.js';
+import type {
+  AcceptedEvent,
+  AttemptOutcome,
+  AttemptRow,
+  ClaimedRun,
+  ClaimOptions,
+  NewEvent,
+  RevisionRow,
+  RunCounts,
+  RunFilter,
+  RunRow,
+  RunStatus,
+  StateStore,
+  StepResult,
+  StepRow,
+  StepStatus,
+} from '../state-store.js';
+import { postgresMigrations } from './migrations.js';
+
+export interface PostgresStoreOptions {
+  /**
+   * The schema that holds the store's tables, created when missing. Several stores (a test per
+   * schema, two environments) can share one database, each in its own schema. A lower-case
+   * letter or underscore, then lower-case letters, digits and underscores, 63 characters at most.
+   * @default 'patchbay'
+   */
+  readonly schema?: string;
+  /** Most connections the store holds open at once; more concurrent operations wait for one. @default 10 */
+  readonly poolSize?: number;
+  /**
+   * How long a statement waits for a lock another connection holds (PostgreSQL's `lock_timeout`)
+   * before failing with `PB_STATE_BUSY`.
+   * @default 5000
+   */
+  readonly busyTimeoutMs?: number;
+  /** How long opening a connection may take before `PB_STATE_UNAVAILABLE` (`PB_STATE_UNREADABLE` while opening the store). @default 10000 */
+  readonly connectTimeoutMs?: number;
+  /** The clock that stamps `schema_migrations.applied_at`; the store's own times all come from its callers. @default systemClock */
+  readonly clock?: Clock;
+  /** Where a connection that fails while idle in the pool is reported. @default silentLogger */
+  readonly logger?: Logger;
+}
+
+/** The newest schema version this code knows. */
+export const schemaVersion = postgresMigrations.reduce((highest, migration) => Math.max(highest, migration.version), 0);
+
+const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * Opens the PostgreSQL state store in `options.schema` of the database `connectionString` names
+ * (a `postgres://user:password@host:port/database` URL, with libpq's query parameters such as
+ * `sslmode`), creating the schema when missing and bringing it up to date with forward-only
+ * migrations. Migrations run under a transaction-scoped advisory lock per schema, so daemons
+ * starting together apply each one once. The connection string is never quoted in an error or a
+ * log line: messages name the host, port, database, user and schema only.
+ *
+ * Throws a RangeError for an invalid schema name, pool size or timeout (a programming error).
+ * Errors: `PB_STATE_UNREADABLE` when the server cannot be reached, refuses the login, has no such
+ * database, does not let the user create the schema, or the schema holds another program's
+ * tables; `PB_STATE_TOO_NEW` when a newer Patchbay has migrated the schema past `schemaVersion`;
+ * `PB_STATE_BUSY` when another connection holds the migration lock longer than `busyTimeoutMs`.
+ */
+export async function openPostgresStore(connectionString: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  const schema = options.schema ?? 'patchbay';
+  if (!schemaPattern.test(schema)) {
+    throw new RangeError(`schema ${JSON.stringify(schema)} is not a lower-case PostgreSQL name (letters, digits, underscores; at most 63)`);
+  }
+  const poolSize = options.poolSize ?? 10;
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  if (!Number.isInteger(poolSize) || poolSize < 1) throw new RangeError(`poolSize must be a whole number from 1, not ${poolSize}`);
+  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 1) throw new RangeError(`busyTimeoutMs must be a whole number of milliseconds from 1, not ${busyTimeoutMs}`);
+  if (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 1) {
+    throw new RangeError(`connectTimeoutMs must be a whole number of milliseconds from 1, not ${connectTimeoutMs}`);
+  }
+  const target = describeTarget(connectionString, schema);
+  const logger = options.logger ?? silentLogger;
+  const pool = new pg.Pool({
+    connectionString,
+    max: poolSize,
+    connectionTimeoutMillis: connectTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    // Sent at connection start, so every statement of the store has it without a round trip.
+    lock_timeout: busyTimeoutMs,
+    // The connection string's own application_name wins (tests use it to find their connections).
+    fallback_application_name: 'patchbay',
+    types: storeTypes,
+  });
+  // A connection that breaks while idle in the pool (a server restart, a network cut) is dropped
+  // and replaced on next use; without a listener Node would end the process on the event.
+  pool.on('error', (error) => {
+    logger.log('warn', 'a PostgreSQL connection of the state store failed while idle; the pool replaces it', {
+      target: target.text,
+      reason: target.scrub(reasonOf(error)),
+    });
+  });
+  try {
+    await migrate(pool, schema, options.clock ?? systemClock, target);
+    const syncCommit = (await pool.query<{ setting: string }>(`SELECT current_setting('synchronous_commit') AS setting`)).rows[0]?.setting;
+    return new PostgresStore(pool, schema, target, syncCommit === 'off' || syncCommit === 'local');
+  } catch (error) {
+    await pool.end().catch((ended: unknown) => {
+      // The store failed to open and the pool is being thrown away: the first error is the one
+      // to report, and a second one from closing broken connections adds nothing.
+      void ended;
+    });
+    if (error instanceof PatchbayError) throw error;
+    const mapped = storeError(error, target);
+    if (mapped instanceof PatchbayError && mapped.code === 'PB_STATE_BUSY') throw mapped;
+    throw new PatchbayError('PB_STATE_UNREADABLE', `${target.text} cannot be opened as a Patchbay state database: ${openReason(error, target)}`, {
+      cause: target.scrubError(error),
+    });
+  }
+}
+
+/** What messages may say about where the store is: never the password or the query string. */
+interface Target {
+  /** `PostgreSQL 127.0.0.1:5432/patchbay (user patchbay, schema patchbay)`. */
+  readonly text: string;
+  /** Removes the password and the connection string from a text that may quote them. */
+  readonly scrub: (text: string) => string;
+  /** The error itself when its message is clean, or a copy without the secret. */
+  readonly scrubError: (error: unknown) => unknown;
+}
+
+function describeTarget(connectionString: string, schema: string): Target {
+  let where = 'the server in the connection string';
+  const secrets = [connectionString];
+  try {
+    const url = new URL(connectionString);
+    if (url.protocol === 'postgres:' || url.protocol === 'postgresql:') {
+      const user = decodeURIComponent(url.username);
+      const host = url.hostname || url.searchParams.get('host') || 'localhost';
+      const port = url.port || url.searchParams.get('port') || '5432';
+      const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || user;
+      where = `${host}:${port}/${database} (${user === '' ? '' : `user ${user}, `}schema ${schema})`;
+      if (url.password !== '') secrets.push(url.password, decodeURIComponent(url.password));
+      const fromQuery = url.searchParams.get('password');
+      if (fromQuery !== null && fromQuery !== '') secrets.push(fromQuery);
+    } else {
+      where = `${where} (schema ${schema})`;
+    }
+  } catch (error) {
+    // Not a URL (a socket path or a malformed string): pg reports it on connect, and the
+    // description stays generic because the string may hold the password.
+    void error;
+    where = `${where} (schema ${schema})`;
+  }
+  // Longest first, so the whole string goes before the password inside it.
+  const ordered = [...new Set(secrets)].filter((secret) => secret !== '').sort((a, b) => b.length - a.length);
+  const scrub = (text: string): string => ordered.reduce((clean, secret) => clean.split(secret).join('[hidden]'), text);
+  return {
+    text: `PostgreSQL ${where}`,
+    scrub,
+    scrubError: (error) => {
+      if (!(error instanceof Error) || scrub(`${error.message}\n${error.stack ?? ''}`) === `${error.message}\n${error.stack ?? ''}`) return error;
+      return new Error(scrub(error.message));
+    },
+  };
+}
+
+/**
+ * Column types as the store reads them: 64-bit integers (`seq`, attempt ids, counts) as numbers,
+ * exact up to 2^53, and `json` columns as their text, so SQL NULL (no output) and JSON `null` (an
+ * output of null) stay apart. Other types keep pg's parsers. A value passed per pool, not a change
+ * to pg's global parsers.
+ */
+const int8Oid = 20;
+const jsonOid = 114;
+const storeTypes: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: string) => {
+    if (oid === int8Oid) return (text: string) => Number(text);
+    if (oid === jsonOid) return (text: string) => text;
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** SQLSTATEs after which a whole transaction is tried again: nothing of it was committed. */
+const retryableStates = new Set(['40P01', '40001']);
+const maxTries = 3;
+
+/**
+ * Runs `work` in one transaction on one pooled connection: BEGIN (or `begin`), the work, COMMIT;
+ * ROLLBACK on any failure. `work` must only await queries on `client`. A deadlock or
+ * serialization failure (PostgreSQL rolled everything back) is tried again, twice at most.
+ */
+async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await transactionOnce(pool, work, begin);
+    } catch (error) {
+      if (attempt >= maxTries || !(error instanceof pg.DatabaseError) || !retryableStates.has(error.code ?? '')) throw error;
+    }
+  }
+}
+
+async function transactionOnce<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, begin: string): Promise<T> {
+  const client = await pool.connect();
+  // While checked out, a connection error between two statements is emitted on the client;
+  // kept here, it makes the client be destroyed on release instead of ending the process.
+  let broken: Error | undefined;
+  const onError = (error: Error): void => {
+    broken = error;
+  };
+  client.on('error', onError);
+  try {
+    await client.query(begin);
+    const value = await work(client);
+    await client.query('COMMIT');
+    return value;
+  } catch (error) {
+    if (broken === undefined) {
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+        // The connection is unusable (the original error says why): it is destroyed below and
+        // PostgreSQL rolls back the transaction of a connection that goes away.
+        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+      });
+    }
+    throw error;
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
+}
+
+async function migrate(pool: pg.Pool, schema: string, clock: Clock, target: Target): Promise<void> {
+  const quoted = pg.escapeIdentifier(schema);
+  // Two 32-bit keys: their own key space, apart from the single 64-bit keys of the order locks.
+  const lock = { text: `SELECT pg_advisory_xact_lock(hashtext('patchbay:migrations'), hashtext($1))`, values: [schema] };
+  const highest = `SELECT COALESCE(MAX(version), 0) AS version FROM ${quoted}.schema_migrations`;
+  const checkNotTooNew = (version: number): void => {
+    if (version > schemaVersion) {
+      throw new PatchbayError(
+        'PB_STATE_TOO_NEW',
+        `${target.text} has schema version ${version}, but this Patchbay knows versions up to ${schemaVersion}: upgrade patchbay (a newer version migrated this schema)`,
+      );
+    }
+  };
+  const current = await inTransaction(pool, async (client) => {
+    await client.query(lock);
+    // Existence is checked before CREATE SCHEMA, which needs the CREATE privilege on the database
+    // even when the schema exists: a schema made for Patchbay by an administrator is enough.
+    const found = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    if (found.rowCount === 0) await client.query(`CREATE SCHEMA ${quoted}`);
+    const tables = (
+      await client.query<{ name: string }>(
+        `SELECT c.relname AS name FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')`,
+        [schema],
+      )
+    ).rows.map((row) => row.name);
+    if (tables.length > 0 && !tables.includes('schema_migrations')) {
+      throw new PatchbayError(
+        'PB_STATE_UNREADABLE',
+        `${target.text} holds another program's tables (no schema_migrations): choose another schema for Patchbay`,
+      );
+    }
+    if (tables.includes('schema_migrations')) {
+      const columns = (
+        await client.query<{ name: string }>(
+          `SELECT a.attname AS name FROM pg_attribute AS a
+           WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
+          [`${quoted}.schema_migrations`],
+        )
+      ).rows.map((row) => row.name);
+      if (!['version', 'name', 'applied_at'].every((column) => columns.includes(column))) {
+        throw new PatchbayError(
+          'PB_STATE_UNREADABLE',
+          `${target.text} has a schema_migrations table of another program: choose another schema for Patchbay`,
+        );
+      }
+    } else {
+      await client.query(`CREATE TABLE ${quoted}.schema_migrations (
+        version integer PRIMARY KEY,
+        name text NOT NULL,
+        applied_at double precision NOT NULL
+      )`);
+    }
+    const version = (await client.query<{ version: number }>(highest)).rows[0]!.version;
+    checkNotTooNew(version);
+    return version;
+  });
+  if (current >= schemaVersion) return;
+  const ordered = [...postgresMigrations].sort((a, b) => a.version - b.version);
+  for (const migration of ordered) {
+    await inTransaction(pool, async (client) => {
+      await client.query(lock);
+      // Checked again under the lock: a daemon that started at the same time may have applied it.
+      const version = (await client.query<{ version: number }>(highest)).rows[0]!.version;
+      checkNotTooNew(version);
+      if (version >= migration.version) return;
+      await client.query(`SET LOCAL search_path TO ${quoted}`);
+      await client.query(migration.sql);
+      await client.query(`INSERT INTO ${quoted}.schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, [
+        migration.version,
+        migration.name,
+        clock.now(),
+      ]);
+    });
+  }
+}
+
+/** Network failures Node reports by errno code. */
+const networkCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'ECONNABORTED']);
+// pg reports a lost or never-made connection with plain Errors whose only mark is the message.
+const lostConnection = /^Connection terminated|not queryable|timeout exceeded when trying to connect|Connection terminated due to connection timeout/;
+
+function isConnectionFailure(error: unknown): boolean {
+  if (error instanceof pg.DatabaseError) {
+    const state = error.code ?? '';
+    return state.startsWith('08') || ['57P01', '57P02', '57P03', '53300'].includes(state);
+  }
+  if (!(error instanceof Error)) return false;
+  const errno = (error as NodeJS.ErrnoException).code;
+  if (errno !== undefined && networkCodes.has(errno)) return true;
+  if (error instanceof AggregateError && error.errors.some(isConnectionFailure)) return true;
+  return lostConnection.test(error.message);
+}
+
+function reasonOf(error: unknown): string {
+  if (error instanceof pg.DatabaseError) return `${error.message} (SQLSTATE ${error.code ?? 'unknown'})`;
+  if (error instanceof AggregateError && error.errors.length > 0) return error.errors.map(reasonOf).join('; ');
+  if (error instanceof Error) {
+    const errno = (error as NodeJS.ErrnoException).code;
+    return errno !== undefined && !error.message.includes(errno) ? `${errno} (${error.message})` : error.message;
+  }
+  return String(error);
+}
+
+/** Why opening failed, with what to do, for the `PB_STATE_UNREADABLE` message. */
+function openReason(error: unknown, target: Target): string {
+  const reason = target.scrub(reasonOf(error));
+  if (error instanceof pg.DatabaseError) {
+    switch (error.code) {
+      case '28P01':
+      case '28000':
+        return `${reason}; check the user and password in the connection string`;
+      case '3D000':
+        return `${reason}; create the database or correct its name in the connection string`;
+      case '42501':
+        return `${reason}; grant the user CREATE on the database, or create the schema for it`;
+      default:
+        return reason;
+    }
+  }
+  if (isConnectionFailure(error)) return `${reason}; check that the server is running and accepts connections there`;
+  return reason;
+}
+
+/** Translates PostgreSQL's failures into the catalogue's codes; anything else (a bug) passes through. */
+function storeError(error: unknown, target: Target): unknown {
+  if (error instanceof PatchbayError) return error;
+  if (isConnectionFailure(error)) {
+    return new PatchbayError(
+      'PB_STATE_UNAVAILABLE',
+      `${target.text} could not be reached or dropped the connection (${target.scrub(reasonOf(error))}): the operation may not have been committed; try again`,
+      { cause: target.scrubError(error) },
+    );
+  }
+  if (!(error instanceof pg.DatabaseError)) return error;
+  const state = error.code ?? '';
+  if (state === '55P03' || state === '40P01' || state === '40001' || state === '57014') {
+    return new PatchbayError(
+      'PB_STATE_BUSY',
+      `${target.text}: another connection held a lock this operation needed for longer than the busy timeout (SQLSTATE ${state}): try again`,
+      { cause: error },
+    );
+  }
+  if (state === '53100') {
+    return new PatchbayError('PB_STATE_FULL', `${target.text}: the server's disk is full (SQLSTATE ${state}): purge old runs with patchbay runs purge --older-than, or free disk space`, {
+      cause: error,
+    });
+  }
+  if (state === 'XX001' || state === 'XX002' || state === '58030') {
+    return new PatchbayError('PB_STATE_IO', `${target.text} cannot be read or written (${error.message}, SQLSTATE ${state}): check the server, and restore from a backup if data is damaged`, {
+      cause: error,
+    });
+  }
+  return error;
+}
+
+type RunRecord = {
+  id: string;
+  seq: number;
+  integration: string;
+  order_key: string | null;
+  status: RunStatus;
+  available_at: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  next_step: number;
+  step_count: number | null;
+  replays: number;
+  error_code: string | null;
+  error_message: string | null;
+  error_step: string | null;
+  updated_at: number;
+  finished_at: number | null;
+  event_key: string;
+  type: string | null;
+  source: string;
+  received_at: number;
+  revision: string;
+};
+
+type ClaimRecord = RunRecord & { payload: string; claimed_status: RunStatus };
+
+interface StepRecord {
+  run_id: string;
+  idx: number;
+  step_id: string;
+  status: StepStatus;
+  output: string | null;
+  attempts: number;
+  first_attempt_at: number | null;
+  updated_at: number;
+}
+
+interface AttemptRecord {
+  id: number;
+  run_id: string;
+  step_idx: number;
+  step_id: string;
+  attempt: number;
+  started_at: number;
+  duration_ms: number;
+  outcome: AttemptOutcome;
+  request: string | null;
+  response: string | null;
+  status: number | null;
+  error_code: string | null;
+  error_message: string | null;
+  retry_at: number | null;
+}
+
+/** Where a run sits among the runs of its order key. */
+interface KeyOfRun {
+  readonly seq: number;
+  readonly integration: string;
+  readonly order_key: string | null;
+}
+
+const maxListLimit = 1000;
+const defaultListLimit = 50;
+/** Postgres LIMITs are 64-bit, but a claim's capacity beyond this means "all there is". */
+const maxClaimLimit = 2 ** 31 - 1;
+
+/**
+ * The PostgreSQL `StateStore` (see `state-store.ts` for each method's contract); open it with
+ * `openPostgresStore`. It behaves as the SQLite store does for every method, including leases,
+ * order keys, replays and retention, and passes the same contract suite.
+ *
+ * Each method is one transaction (or one statement) on a pooled connection, at READ COMMITTED,
+ * awaiting nothing but its own queries. Times are the callers' (never the server's `now()`).
+ *
+ * - Claims lock their candidates with `FOR UPDATE SKIP LOCKED`, so several daemons on one schema
+ *   share the work without waiting for each other and never take the same run; a candidate whose
+ *   row changed before the lock is checked again by PostgreSQL and dropped if no longer claimable.
+ * - `acceptEvents` commits with `synchronous_commit` on (raised for its transaction when the
+ *   server runs with it off or local), so an accepted event survives a server crash. It draws the
+ *   batch's `seq` numbers in order, then inserts the rows sorted by key, so two concurrent
+ *   batches meet their common keys in the same order and never deadlock; duplicates are skipped
+ *   with `ON CONFLICT DO NOTHING` and answered with the existing run.
+ * - Order keys: a transaction that accepts, finishes or replays runs with an order key first takes
+ *   a transaction-scoped advisory lock per key (in one global order), then decides `blocked` from
+ *   a fresh snapshot, so it sees what the previous holder committed: without it, a run accepted
+ *   while the run in front of it finished could stay blocked behind nothing.
+ * - Leases: as in the SQLite store, a worker holds a run while `lease_owner` names it and it is
+ *   `running`, even past `leaseExpiresAt` until another claim takes it over.
+ * - Purges delete the runs (cascading to steps and attempts) and then their events. PostgreSQL
+ *   does not overwrite the freed space: the rows stay in dead tuples until (auto)vacuum reclaims
+ *   them, and in the write-ahead log and backups until those are recycled.
+ *
+ * Failures are `PatchbayError`s: `PB_STATE_BUSY` (a lock held past `busyTimeoutMs`, a deadlock
+ * that persisted over three tries), `PB_STATE_UNAVAILABLE` (server unreachable or connection lost;
+ * the operation may or may not have been committed, and `acceptEvents`, being deduplicated, can be
+ * called again), `PB_STATE_FULL` (disk full), `PB_STATE_IO` (damaged data), `PB_STATE_CLOSED`.
+ */
+export class PostgresStore implements StateStore {
+  readonly kind = 'postgres';
+  /** The schema holding the tables. */
+  readonly schema: string;
+  /** Where the store is, as messages name it: host, port, database, user and schema. */
+  readonly location: string;
+
+  private readonly pool: pg.Pool;
+  private readonly target: Target;
+  private readonly acceptBegin: string;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+  private readonly sql: ReturnType<typeof statements>;
+
+  /** Use `openPostgresStore`: it migrates the schema this expects. */
+  constructor(pool: pg.Pool, schema: string, target: Target, raiseSyncCommit: boolean) {
+    this.pool = pool;
+    this.schema = schema;
+    this.target = target;
+    this.location = target.text;
+    this.acceptBegin = raiseSyncCommit ? 'BEGIN; SET LOCAL synchronous_commit TO on' : 'BEGIN';
+    this.sql = statements(schema);
+  }
+
+  async recordRevision(revision: RevisionRow): Promise<void> {
+    const integrations = JSON.stringify(revision.integrations);
+    await this.run(() => this.pool.query(this.sql.upsertRevision, [revision.id, revision.appliedAt, integrations]));
+  }
+
+  async latestRevision(): Promise<RevisionRow | undefined> {
+    const { rows } = await this.run(() => this.pool.query<{ id: string; applied_at: number; integrations: string }>(this.sql.selectLatestRevision));
+    const row = rows[0];
+    return row === undefined ? undefined : { id: row.id, appliedAt: row.applied_at, integrations: JSON.parse(row.integrations) as string[] };
+  }
+
+  async acceptEvents(events: readonly NewEvent[]): Promise<readonly AcceptedEvent[]> {
+    this.checkOpen();
+    // Serialised before the transaction: an unserialisable payload fails before anything is sent.
+    const payloads = events.map((event) => JSON.stringify(event.payload) ?? 'null');
+    if (events.length === 0) return [];
+    const runIds = events.map((event) => newId('run', Math.max(0, Math.floor(event.receivedAt))));
+    const keyed = events.filter((event) => event.orderKey !== undefined);
+    return this.run(() =>
+      inTransaction(
+        this.pool,
+        async (client) => {
+          if (keyed.length > 0) {
+            await client.query(this.sql.lockOrderKeys, [keyed.map((event) => event.integration), keyed.map((event) => event.orderKey)]);
+          }
+          const drawn = (await client.query<{ seq: number }>(this.sql.drawSeqs, [events.length])).rows.map((row) => row.seq).sort((a, b) => a - b);
+          const inserted = await client.query<{ seq: number }>(this.sql.insertEvents, [
+            drawn,
+            events.map((event) => event.integration),
+            events.map((event) => event.eventKey),
+            events.map((event) => event.type ?? null),
+            events.map((event) => event.source),
+            payloads,
+            events.map((event) => event.receivedAt),
+            events.map((event) => event.revision),
+            events.map((event) => event.orderKey ?? null),
+            events.map((event) => event.stepCount ?? null),
+            runIds,
+          ]);
+          const accepted = new Set(inserted.rows.map((row) => row.seq));
+          const existing = new Map<string, string>();
+          if (accepted.size < events.length) {
+            const duplicates = events.filter((_, index) => !accepted.has(drawn[index]!));
+            const found = await client.query<{ integration: string; event_key: string; id: string }>(this.sql.selectRunIdsOfEvents, [
+              duplicates.map((event) => event.integration),
+              duplicates.map((event) => event.eventKey),
+            ]);
+            for (const row of found.rows) existing.set(JSON.stringify([row.integration, row.event_key]), row.id);
+          }
+          return events.map((event, index): AcceptedEvent => {
+            if (accepted.has(drawn[index]!)) return { accepted: true, runId: runIds[index]! };
+            const runId = existing.get(JSON.stringify([event.integration, event.eventKey]));
+            if (runId === undefined) throw new Error(`event ${event.eventKey} of ${event.integration} was neither inserted nor found (a store bug)`);
+            return { accepted: false, runId };
+          });
+        },
+        this.acceptBegin,
+      ),
+    );
+  }
+
+  async claimRuns(options: ClaimOptions): Promise<readonly ClaimedRun[]> {
+    this.checkOpen();
+    const integrations: string[] = [];
+    const limits: number[] = [];
+    for (const [integration, capacity] of options.capacity) {
+      const limit = Math.min(Math.floor(capacity), maxClaimLimit);
+      if (!(limit > 0)) continue;
+      integrations.push(integration);
+      limits.push(limit);
+    }
+    if (integrations.length === 0) return [];
+    return this.run(() =>
+      inTransaction(this.pool, async (client) => {
+        const claimed = (
+          await client.query<ClaimRecord>(this.sql.claim, [integrations, limits, options.now, options.owner, options.now + options.leaseMs])
+        ).rows.sort((a, b) => a.seq - b.seq);
+        if (claimed.length === 0) return [];
+        const steps = new Map<string, StepRow[]>();
+        for (const row of (await client.query<StepRecord>(this.sql.selectStepsOf, [claimed.map((run) => run.id)])).rows) {
+          const list = steps.get(row.run_id) ?? [];
+          list.push(toStepRow(row));
+          steps.set(row.run_id, list);
+        }
+        return claimed.map((row) => ({
+          run: toRunRow(row),
+          payload: parseJson(row.payload),
+          steps: steps.get(row.id) ?? [],
+          resumedAfterLoss: row.claimed_status === 'running',
+        }));
+      }),
+    );
+  }
+
+  async renewLeases(owner: string, until: number): Promise<number> {
+    return (await this.run(() => this.pool.query(this.sql.renew, [owner, until]))).rowCount ?? 0;
+  }
+
+  async releaseLeases(owner: string, now: number, lost: boolean): Promise<number> {
+    return (await this.run(() => this.pool.query(lost ? this.sql.releaseLost : this.sql.releaseKept, [owner, now]))).rowCount ?? 0;
+  }
+
+  async leaseOwners(now: number): Promise<readonly string[]> {
+    return (await this.run(() => this.pool.query<{ lease_owner: string }>(this.sql.selectLeaseOwners, [now]))).rows.map((row) => row.lease_owner);
+  }
+
+  async recordInterrupted(runId: string, owner: string, stepIndex: number, stepId: string, now: number): Promise<boolean> {
+    return this.run(() =>
+      inTransaction(this.pool, async (client) => {
+        // The row lock keeps a claim by another worker from taking the run until this commits.
+        if ((await client.query(this.sql.lockHeldRun, [runId, owner])).rowCount === 0) return false;
+        await client.query(this.sql.insertAttempt, [runId, stepIndex, stepId, now, 0, 'interrupted', null, null, null, null, null, null]);
+        await client.query(this.sql.countInterrupted, [runId, stepIndex, stepId, now]);
+        return true;
+      }),
+    );
+  }
+
+  async recordStep(result: StepResult): Promise<boolean> {
+    this.checkOpen();
+    const { runId, owner, stepIndex, stepId, now, attempt, run } = result;
+    const request = toJson(attempt.request);
+    const response = toJson(attempt.response);
+    const output = toJson(result.step.output);
+    let move: { text: string; values: unknown[] };
+    switch (run.status) {
+      case 'running':
+        move = { text: this.sql.runContinue, values: [runId, owner, now, run.nextStep] };
+        break;
+      case 'retrying':
+        move = { text: this.sql.runRetry, values: [runId, owner, now, run.availableAt] };
+        break;
+      case 'succeeded':
+        move = { text: this.sql.runSucceed, values: [runId, owner, now, stepIndex] };
+        break;
+      case 'dead':
+        move = { text: this.sql.runDie, values: [runId, owner, now, stepIndex, run.errorCode, run.errorMessage, run.errorStep] };
+        break;
+      default:
+        throw new RangeError(`a step result cannot move a run to ${JSON.stringify((run as { status: unknown }).status)}`);
+    }
+    const finishes = run.status === 'succeeded' || run.status === 'dead';
+    return this.run(() =>
+      inTransaction(this.pool, async (client) => {
+        // A finishing run may let the next run of its key go: the key's lock comes before the
+        // run's row lock, in the order every transaction takes them (see the class comment).
+        if (finishes) await client.query(this.sql.lockKeyOfRun, [runId]);
+        // The run moves first, and only under the caller's lease: no row back means the lease is
+        // gone and nothing else is written.
+        const held = (await client.query<KeyOfRun>(move.text, move.values)).rows[0];
+        if (held === undefined) return false;
+        await client.query(this.sql.insertAttempt, [
+          runId,
+          stepIndex,
+          stepId,
+          attempt.startedAt,
+          attempt.durationMs,
+          attempt.outcome,
+          request,
+          response,
+          attempt.status ?? null,
+          attempt.errorCode ?? null,
+          attempt.errorMessage ?? null,
+          attempt.retryAt ?? null,
+        ]);
+        await client.query(this.sql.upsertStep, [runId, stepIndex, stepId, result.step.status, output, attempt.startedAt, now]);
+        if (finishes && held.order_key !== null) await client.query(this.sql.unblockNext, [held.integration, held.order_key]);
+        return true;
+      }),
+    );
+  }
+
+  async deferRun(runId: string, owner: string, availableAt: number, now: number): Promise<boolean> {
+    return ((await this.run(() => this.pool.query(this.sql.defer, [runId, owner, availableAt, now]))).rowCount ?? 0) > 0;
+  }
+
+  async nextWakeAt(): Promise<number | undefined> {
+    const { rows } = await this.run(() => this.pool.query<{ at: number | null }>(this.sql.selectNextWake));
+    return rows[0]?.at ?? undefined;
+  }
+
+  async getRun(runId: string): Promise<RunRow | undefined> {
+    const row = (await this.run(() => this.pool.query<RunRecord>(this.sql.selectRun, [runId]))).rows[0];
+    return row === undefined ? undefined : toRunRow(row);
+  }
+
+  async getSteps(runId: string): Promise<readonly StepRow[]> {
+    return (await this.run(() => this.pool.query<StepRecord>(this.sql.selectSteps, [runId]))).rows.map(toStepRow);
+  }
+
+  async getAttempts(runId: string): Promise<readonly AttemptRow[]> {
+    return (await this.run(() => this.pool.query<AttemptRecord>(this.sql.selectAttempts, [runId]))).rows.map(toAttemptRow);
+  }
+
+  async getPayload(runId: string): Promise<unknown> {
+    const row = (await this.run(() => this.pool.query<{ payload: string }>(this.sql.selectPayload, [runId]))).rows[0];
+    return row === undefined ? undefined : parseJson(row.payload);
+  }
+
+  /** See `StateStore.listRuns`; `limit` above 1000 is lowered to 1000. Throws a RangeError for a limit below 1. */
+  async listRuns(filter: RunFilter): Promise<readonly RunRow[]> {
+    const limit = Math.min(filter.limit ?? defaultListLimit, maxListLimit);
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`a run listing's limit must be a whole number from 1, not ${filter.limit}`);
+    const where: string[] = [];
+    const values: unknown[] = [];
+    const add = (condition: (placeholder: string) => string, value: unknown): void => {
+      values.push(value);
+      where.push(condition(`$${values.length}`));
+    };
+    if (filter.integration !== undefined) add((p) => `r.integration = ${p}`, filter.integration);
+    if (filter.status !== undefined) add((p) => `r.status = ${p}`, filter.status);
+    if (filter.since !== undefined) add((p) => `e.received_at >= ${p}`, filter.since);
+    if (filter.beforeSeq !== undefined) add((p) => `r.seq < ${p}`, filter.beforeSeq);
+    values.push(limit);
+    const text = `${this.sql.selectRuns} ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY r.seq DESC LIMIT $${values.length}`;
+    return (await this.run(() => this.pool.query<RunRecord>(text, values))).rows.map(toRunRow);
+  }
+
+  async countRuns(): Promise<readonly RunCounts[]> {
+    return (await this.run(() => this.pool.query<RunCounts>(this.sql.countRuns))).rows.map((row) => ({
+      integration: row.integration,
+      status: row.status,
+      count: row.count,
+    }));
+  }
+
+  async replayDead(runIds: readonly string[], now: number): Promise<readonly string[]> {
+    this.checkOpen();
+    const unique = [...new Set(runIds)];
+    if (unique.length === 0) return [];
+    return this.run(() =>
+      inTransaction(this.pool, async (client) => {
+        await client.query(this.sql.lockKeysOfRuns, [unique]);
+        const dead = (await client.query<{ id: string }>(this.sql.lockDeadRuns, [unique])).rows.map((row) => row.id);
+        if (dead.length === 0) return [];
+        await client.query(this.sql.resetSteps, [dead, now]);
+        await client.query(this.sql.requeueDead, [dead, now]);
+        await client.query(this.sql.blockLater, [dead]);
+        await client.query(this.sql.reblock, [dead]);
+        const replayed = new Set(dead);
+        return unique.filter((runId) => replayed.has(runId));
+      }),
+    );
+  }
+
+  async purgeRuns(finishedBefore: number, integration?: string): Promise<number> {
+    this.checkOpen();
+    const [text, values] = integration === undefined ? [this.sql.purgeAll, [finishedBefore]] : [this.sql.purgeIntegration, [finishedBefore, integration]];
+    // One statement, in a transaction only so a deadlock with a concurrent replay is tried again.
+    return this.run(() => inTransaction(this.pool, async (client) => (await client.query(text, values)).rowCount ?? 0));
+  }
+
+  async getCursor(integration: string): Promise<string | undefined> {
+    return (await this.run(() => this.pool.query<{ cursor: string }>(this.sql.selectCursor, [integration]))).rows[0]?.cursor;
+  }
+
+  async setCursor(integration: string, cursor: string, now: number): Promise<void> {
+    await this.run(() => this.pool.query(this.sql.upsertCursor, [integration, cursor, now]));
+  }
+
+  /**
+   * Waits for the operations already started, then closes every connection. Calling it again
+   * waits for the same close; any other method called afterwards rejects with `PB_STATE_CLOSED`.
+   */
+  async close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.closing = (async () => {
+        // Their own callers hear of their failures; close only waits for them to settle.
+        await Promise.allSettled([...this.inFlight]);
+        await this.pool.end();
+      })();
+    }
+    return this.closing;
+  }
+
+  private checkOpen(): void {
+    if (this.closing !== undefined) throw this.closedError();
+  }
+
+  /** Runs one database operation, tracked for `close` and with its failure translated. */
+  private run<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.closing !== undefined) return Promise.reject(this.closedError());
+    const running = operation().catch((error: unknown) => {
+      throw storeError(error, this.target);
+    });
+    this.inFlight.add(running);
+    const forget = (): void => {
+      this.inFlight.delete(running);
+    };
+    running.then(forget, forget);
+    return running;
+  }
+
+  private closedError(): PatchbayError {
+    return new PatchbayError('PB_STATE_CLOSED', `the state store (${this.target.text}) is closed (Patchbay is shutting down): try again once it is running`);
+  }
+}
+
+/** Every statement of the store, with the schema written into the table names. */
+function statements(schema: string) {
+  const s = pg.escapeIdentifier(schema);
+  const active = `('queued', 'running', 'retrying')`;
+  // The advisory lock key of one order key: a 64-bit hash of the schema, integration and key (the
+  // JSON array keeps the three apart). Two keys may share a hash; they then only wait for each other.
+  const orderLock = (integration: string, orderKey: string) =>
+    `hashtextextended(json_build_array(${pg.escapeLiteral(schema)}::text, ${integration}, ${orderKey})::text, 0)`;
+  // Locks taken in ascending key order, the one order every transaction uses, so two never wait
+  // for each other's keys in a cycle. The ORDER BY sits in a subquery, which PostgreSQL does not
+  // flatten, so the locks are taken in its order.
+  const lockKeys = (keys: string) => `SELECT count(pg_advisory_xact_lock(key)) FROM (SELECT DISTINCT ${keys} ORDER BY key) AS keys`;
+  const runColumns = `r.id, r.seq, r.integration, r.order_key, r.status, r.available_at, r.lease_owner, r.lease_expires_at,
+    r.next_step, r.step_count, r.replays, r.error_code, r.error_message, r.error_step, r.updated_at, r.finished_at,
+    e.event_key, e.type, e.source, e.received_at, e.revision`;
+  const leaseHeld = `WHERE id = $1 AND status = 'running' AND lease_owner = $2 RETURNING seq, integration, order_key`;
+  // A run given back keeps telling operators whether it was between attempts of a failing step.
+  const waitingStatus = `CASE WHEN EXISTS (SELECT 1 FROM ${s}.steps AS st WHERE st.run_id = runs.id AND st.idx = runs.next_step AND st.attempts > 0)
+    THEN 'retrying' ELSE 'queued' END`;
+  const finished = `DELETE FROM ${s}.runs WHERE status IN ('succeeded', 'dead') AND finished_at < $1`;
+  return {
+    upsertRevision: `INSERT INTO ${s}.revisions (id, applied_at, integrations) VALUES ($1, $2, $3::json)
+      ON CONFLICT (id) DO UPDATE SET applied_at = excluded.applied_at, integrations = excluded.integrations`,
+    selectLatestRevision: `SELECT id, applied_at, integrations FROM ${s}.revisions ORDER BY applied_at DESC, ord DESC LIMIT 1`,
+
+    lockOrderKeys: lockKeys(`${orderLock('i', 'k')} AS key FROM unnest($1::text[], $2::text[]) AS u(i, k)`),
+    lockKeyOfRun: `SELECT pg_advisory_xact_lock(${orderLock('integration', 'order_key')}) FROM ${s}.runs WHERE id = $1 AND order_key IS NOT NULL`,
+    // A run's key never changes, so the keys of every run named are locked, whatever its status.
+    lockKeysOfRuns: lockKeys(`${orderLock('integration', 'order_key')} AS key FROM ${s}.runs WHERE id = ANY($1::text[]) AND order_key IS NOT NULL`),
+    drawSeqs: `SELECT nextval(${pg.escapeLiteral(`${s}.events_seq`)}) AS seq FROM generate_series(1, $1)`,
+    // The rows go in sorted by key (the unique index's order, the same in every batch); the first
+    // of two equal keys in a batch (lowest seq) is the one kept. A new run is blocked behind any
+    // unfinished run of its key: every earlier one, committed (visible after the key's lock) or
+    // in this batch (counted by the window, since this statement cannot see its own rows).
+    insertEvents: `WITH input AS (
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::text[], $9::text[],
+          $10::integer[], $11::text[])
+          AS i(seq, integration, event_key, type, source, payload, received_at, revision, order_key, step_count, run_id)
+      ),
+      inserted AS (
+        INSERT INTO ${s}.events (seq, integration, event_key, type, source, payload, received_at, revision)
+        SELECT seq, integration, event_key, type, source, payload::json, received_at, revision FROM input
+        ORDER BY integration COLLATE "C", event_key COLLATE "C", seq
+        ON CONFLICT (integration, event_key) DO NOTHING
+        RETURNING seq
+      )
+      INSERT INTO ${s}.runs (seq, id, integration, order_key, status, available_at, updated_at, step_count, blocked)
+      SELECT i.seq, i.run_id, i.integration, i.order_key, 'queued', i.received_at, i.received_at, i.step_count,
+        i.order_key IS NOT NULL AND (
+          row_number() OVER (PARTITION BY i.integration, i.order_key ORDER BY i.seq) > 1
+          OR EXISTS (SELECT 1 FROM ${s}.runs AS a WHERE a.integration = i.integration AND a.order_key = i.order_key AND a.status IN ${active}))
+      FROM input AS i JOIN inserted AS n ON n.seq = i.seq
+      RETURNING seq`,
+    selectRunIdsOfEvents: `SELECT e.integration, e.event_key, r.id FROM ${s}.events AS e JOIN ${s}.runs AS r ON r.seq = e.seq
+      WHERE (e.integration, e.event_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+
+    // Per integration, the oldest claimable runs of each kind that no other transaction holds
+    // (SKIP LOCKED), then the oldest `limit` of both kinds. Waiting runs and expired leases are
+    // found by their own indexes; a candidate updated by a transaction that committed after this
+    // statement began is checked again against the conditions once locked.
+    claim: `WITH wanted AS (
+        SELECT * FROM unnest($1::text[], $2::integer[]) AS w(integration, lim)
+      ),
+      waiting AS (
+        SELECT c.seq, c.status, w.integration, w.lim FROM wanted AS w CROSS JOIN LATERAL (
+          SELECT seq, status FROM ${s}.runs
+          WHERE integration = w.integration AND status IN ('queued', 'retrying') AND NOT blocked AND available_at <= $3
+          ORDER BY seq LIMIT w.lim FOR UPDATE SKIP LOCKED) AS c
+      ),
+      expired AS (
+        SELECT c.seq, c.status, w.integration, w.lim FROM wanted AS w CROSS JOIN LATERAL (
+          SELECT seq, status FROM ${s}.runs
+          WHERE status = 'running' AND lease_expires_at <= $3 AND integration = w.integration AND NOT blocked
+          ORDER BY seq LIMIT w.lim FOR UPDATE SKIP LOCKED) AS c
+      ),
+      chosen AS (
+        SELECT seq, status FROM (
+          SELECT seq, status, lim, row_number() OVER (PARTITION BY integration ORDER BY seq) AS rank
+          FROM (SELECT * FROM waiting UNION ALL SELECT * FROM expired) AS found) AS ranked
+        WHERE rank <= lim
+      )
+      UPDATE ${s}.runs AS r SET status = 'running', lease_owner = $4, lease_expires_at = $5, updated_at = $3
+      FROM chosen AS c JOIN ${s}.events AS e ON e.seq = c.seq
+      WHERE r.seq = c.seq
+      RETURNING ${runColumns}, e.payload, c.status AS claimed_status`,
+    selectStepsOf: `SELECT * FROM ${s}.steps WHERE run_id = ANY($1::text[]) ORDER BY run_id, idx`,
+
+    lockHeldRun: `SELECT 1 FROM ${s}.runs WHERE id = $1 AND status = 'running' AND lease_owner = $2 FOR UPDATE`,
+    runContinue: `UPDATE ${s}.runs SET next_step = $4, updated_at = $3 ${leaseHeld}`,
+    runRetry: `UPDATE ${s}.runs SET status = 'retrying', available_at = $4, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 ${leaseHeld}`,
+    runSucceed: `UPDATE ${s}.runs SET status = 'succeeded', next_step = GREATEST(next_step, $4::integer + 1), finished_at = $3,
+        lease_owner = NULL, lease_expires_at = NULL, error_code = NULL, error_message = NULL, error_step = NULL, updated_at = $3
+      ${leaseHeld}`,
+    runDie: `UPDATE ${s}.runs SET status = 'dead', next_step = $4, finished_at = $3, lease_owner = NULL, lease_expires_at = NULL,
+        error_code = $5, error_message = $6, error_step = $7, updated_at = $3
+      ${leaseHeld}`,
+    // The caller holds the run's row lock (its lease was checked in this transaction), so no other
+    // attempt of the run is numbered at the same time.
+    insertAttempt: `INSERT INTO ${s}.attempts (run_id, step_idx, step_id, attempt, started_at, duration_ms, outcome,
+        request, response, status, error_code, error_message, retry_at)
+      SELECT $1, $2, $3, COALESCE(MAX(attempt), 0) + 1, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12
+      FROM ${s}.attempts WHERE run_id = $1 AND step_idx = $2`,
+    upsertStep: `INSERT INTO ${s}.steps (run_id, idx, step_id, status, output, attempts, first_attempt_at, updated_at)
+      VALUES ($1, $2, $3, $4, $5::json, 1, $6, $7)
+      ON CONFLICT (run_id, idx) DO UPDATE SET step_id = excluded.step_id, status = excluded.status, output = excluded.output,
+        attempts = steps.attempts + 1, first_attempt_at = COALESCE(steps.first_attempt_at, excluded.first_attempt_at),
+        updated_at = excluded.updated_at`,
+    countInterrupted: `INSERT INTO ${s}.steps (run_id, idx, step_id, status, output, attempts, first_attempt_at, updated_at)
+      VALUES ($1, $2, $3, 'pending', NULL, 1, $4, $4)
+      ON CONFLICT (run_id, idx) DO UPDATE SET attempts = steps.attempts + 1,
+        first_attempt_at = COALESCE(steps.first_attempt_at, excluded.first_attempt_at), updated_at = excluded.updated_at`,
+    // When a run of a key finishes, the first unfinished run of the key (if it was waiting behind
+    // it) may go. Only that one: every later run still has it in front.
+    unblockNext: `UPDATE ${s}.runs SET blocked = false WHERE blocked AND seq = (
+        SELECT MIN(seq) FROM ${s}.runs WHERE integration = $1 AND order_key = $2 AND status IN ${active})`,
+    defer: `UPDATE ${s}.runs SET status = ${waitingStatus}, available_at = $3, lease_owner = NULL, lease_expires_at = NULL, updated_at = $4
+      WHERE id = $1 AND status = 'running' AND lease_owner = $2`,
+
+    renew: `UPDATE ${s}.runs SET lease_expires_at = $2 WHERE status = 'running' AND lease_owner = $1`,
+    // A lost worker's runs stay `running` with their lease ended now: the next claim takes them as
+    // expired leases and reports `resumedAfterLoss`, exactly as if the lease had run out.
+    releaseLost: `UPDATE ${s}.runs SET lease_expires_at = LEAST(lease_expires_at, $2) WHERE status = 'running' AND lease_owner = $1`,
+    releaseKept: `UPDATE ${s}.runs SET status = ${waitingStatus}, available_at = $2, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+      WHERE status = 'running' AND lease_owner = $1`,
+    selectLeaseOwners: `SELECT DISTINCT lease_owner FROM ${s}.runs WHERE status = 'running' AND lease_expires_at > $1 ORDER BY lease_owner`,
+    selectNextWake: `SELECT LEAST(
+        (SELECT MIN(available_at) FROM ${s}.runs WHERE NOT blocked AND status IN ('queued', 'retrying')),
+        (SELECT MIN(lease_expires_at) FROM ${s}.runs WHERE status = 'running')) AS at`,
+
+    selectRun: `SELECT ${runColumns} FROM ${s}.runs AS r JOIN ${s}.events AS e ON e.seq = r.seq WHERE r.id = $1`,
+    selectRuns: `SELECT ${runColumns} FROM ${s}.runs AS r JOIN ${s}.events AS e ON e.seq = r.seq`,
+    selectPayload: `SELECT e.payload FROM ${s}.runs AS r JOIN ${s}.events AS e ON e.seq = r.seq WHERE r.id = $1`,
+    selectSteps: `SELECT * FROM ${s}.steps WHERE run_id = $1 ORDER BY idx`,
+    selectAttempts: `SELECT * FROM ${s}.attempts WHERE run_id = $1 ORDER BY id`,
+    countRuns: `SELECT integration, status, COUNT(*) AS count FROM ${s}.runs GROUP BY integration, status ORDER BY integration, status`,
+
+    // Locked in seq order; the statements after it see them as locked, so a concurrent replay of
+    // the same run waits and then finds it no longer dead.
+    lockDeadRuns: `SELECT id FROM ${s}.runs WHERE id = ANY($1::text[]) AND status = 'dead' ORDER BY seq FOR UPDATE`,
+    // A replay starts a new generation: the step that died, and any not reached, begin again at
+    // zero attempts; finished steps keep their outputs and never run again.
+    resetSteps: `UPDATE ${s}.steps SET status = 'pending', output = NULL, attempts = 0, first_attempt_at = NULL, updated_at = $2
+      WHERE run_id = ANY($1::text[]) AND status IN ('dead', 'pending')`,
+    requeueDead: `UPDATE ${s}.runs SET status = 'queued', available_at = $2, replays = replays + 1, finished_at = NULL,
+        error_code = NULL, error_message = NULL, error_step = NULL, updated_at = $2,
+        next_step = COALESCE((SELECT MIN(st.idx) FROM ${s}.steps AS st WHERE st.run_id = runs.id AND st.status = 'pending'), next_step)
+      WHERE id = ANY($1::text[])`,
+    // Replayed runs are unfinished again: every later unfinished run of their keys waits behind
+    // them, and each waits behind any earlier one (another replayed run of its key included).
+    blockLater: `UPDATE ${s}.runs AS r SET blocked = true
+      FROM (SELECT integration, order_key, MIN(seq) AS seq FROM ${s}.runs
+            WHERE id = ANY($1::text[]) AND order_key IS NOT NULL GROUP BY integration, order_key) AS x
+      WHERE NOT r.blocked AND r.integration = x.integration AND r.order_key = x.order_key AND r.status IN ${active} AND r.seq > x.seq`,
+    reblock: `UPDATE ${s}.runs AS r SET blocked = EXISTS (
+        SELECT 1 FROM ${s}.runs AS a WHERE a.integration = r.integration AND a.order_key = r.order_key AND a.status IN ${active} AND a.seq < r.seq)
+      WHERE r.id = ANY($1::text[]) AND r.order_key IS NOT NULL`,
+
+    // The runs go first, cascading to their steps and attempts; their events after them. A run
+    // replayed meanwhile is checked again once its row lock is free, and kept.
+    purgeAll: `WITH gone AS (${finished} RETURNING seq) DELETE FROM ${s}.events WHERE seq IN (SELECT seq FROM gone)`,
+    purgeIntegration: `WITH gone AS (${finished} AND integration = $2 RETURNING seq) DELETE FROM ${s}.events WHERE seq IN (SELECT seq FROM gone)`,
+
+    upsertCursor: `INSERT INTO ${s}.poll_cursors (integration, cursor, updated_at) VALUES ($1, $2, $3)
+      ON CONFLICT (integration) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
+    selectCursor: `SELECT cursor FROM ${s}.poll_cursors WHERE integration = $1`,
+  };
+}
+
+function toJson(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value) ?? null;
+}
+
+function parseJson(text: string | null): unknown {
+  return text === null ? undefined : JSON.parse(text);
+}
+
+function toRunRow(row: RunRecord): RunRow {
+  return {
+    id: row.id,
+    integration: row.integration,
+    eventKey: row.event_key,
+    eventType: row.type ?? undefined,
+    source: row.source,
+    seq: row.seq,
+    status: row.status,
+    revision: row.revision,
+    orderKey: row.order_key ?? undefined,
+    receivedAt: row.received_at,
+    updatedAt: row.updated_at,
+    availableAt: row.available_at,
+    finishedAt: row.finished_at ?? undefined,
+    nextStep: row.next_step,
+    stepCount: row.step_count ?? undefined,
+    replays: row.replays,
+    errorCode: row.error_code ?? undefined,
+    errorMessage: row.error_message ?? undefined,
+    errorStep: row.error_step ?? undefined,
+    leaseOwner: row.lease_owner ?? undefined,
+    leaseExpiresAt: row.lease_expires_at ?? undefined,
+  };
+}
+
+function toStepRow(row: StepRecord): StepRow {
+  return {
+    runId: row.run_id,
+    index: row.idx,
+    stepId: row.step_id,
+    status: row.status,
+    output: parseJson(row.output),
+    attempts: row.attempts,
+    firstAttemptAt: row.first_attempt_at ?? undefined,
+    updatedAt: row.updated_at,
+  };
+}
+
+function toAttemptRow(row: AttemptRecord): AttemptRow {
+  return {
+    id: row.id,
+    runId: row.run_id,
+    stepId: row.step_id,
+    stepIndex: row.step_idx,
+    attempt: row.attempt,
+    startedAt: row.started_at,
+    durationMs: row.duration_ms,
+    outcome: row.outcome,
+    request: parseJson(row.request),
+    response: parseJson(row.response),
+    status: row.status ?? undefined,
+    errorCode: row.error_code ?? undefined,
+    errorMessage: row.error_message ?? undefined,
+    retryAt: row.retry_at ?? undefined,
+  };
+}
