@@ -2,17 +2,14 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PatchbayError } from '../diag/errors.js';
 import { Executor, type SubmittedEvent } from '../executor/executor.js';
 import { maskCredentials } from '../lib/credentials.js';
 import { didYouMean } from '../lib/did-you-mean.js';
 import { silentLogger } from '../lib/log.js';
 import { readPath } from '../providers/paths.js';
 import type { IntegrationPlan } from '../executor/plan.js';
-import { loadEngine } from './load-engine.js';
+import { engineFlags, loadEngineFor } from './load-engine.js';
 import { ExitCode, type CliIO } from './main.js';
-import { statePath } from './state-path.js';
-import { defaultProviderDirs } from './validate-command.js';
 
 const help = `Usage: patchbay enqueue <integration> [paths…] --event FILE|- [options]
 
@@ -53,10 +50,8 @@ export async function runEnqueue(argv: readonly string[], io: CliIO): Promise<nu
         event: { type: 'string' },
         key: { type: 'string' },
         type: { type: 'string' },
-        state: { type: 'string' },
+        ...engineFlags,
         format: { type: 'string', default: 'text' },
-        providers: { type: 'string', multiple: true },
-        'no-catalogue': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -82,30 +77,8 @@ export async function runEnqueue(argv: readonly string[], io: CliIO): Promise<nu
   }
   if (parsed.values.key !== undefined && events.length !== 1) return usage(io, '--key names the key of a single event; the file holds several');
 
-  const paths = rest.length > 0 ? rest : ['integrations'];
-  let engine;
-  try {
-    engine = await loadEngine(
-      {
-        paths,
-        providerDirs: parsed.values.providers ?? defaultProviderDirs(io.cwd, paths),
-        catalogue: !parsed.values['no-catalogue'],
-        statePath: statePath(parsed.values.state, io.cwd, io.env),
-        logger: silentLogger,
-      },
-      io,
-    );
-  } catch (error) {
-    if (error instanceof PatchbayError) {
-      io.stderr.write(`patchbay enqueue: ${maskCredentials(error.message)} [${error.code}]\n`);
-      return ExitCode.usage;
-    }
-    throw error;
-  }
-  if (engine === 'noIntegrations' || engine === 'noState') {
-    io.stderr.write('patchbay enqueue: no valid integration found\n');
-    return ExitCode.problems;
-  }
+  const engine = await loadEngineFor('enqueue', parsed.values, rest, silentLogger, io);
+  if (typeof engine === 'number') return engine;
   try {
     const plan = engine.plan.integrations.get(integrationName);
     if (plan === undefined) {

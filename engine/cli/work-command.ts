@@ -1,14 +1,10 @@
 import { parseArgs } from 'node:util';
-import { PatchbayError } from '../diag/errors.js';
 import { Executor } from '../executor/executor.js';
 import { startRetention } from '../executor/retention.js';
-import { maskCredentials } from '../lib/credentials.js';
 import { parseDurationMs } from '../lib/duration.js';
 import { JsonLineLogger, type LogLevel } from '../lib/log.js';
-import { loadEngine } from './load-engine.js';
+import { engineFlags, loadEngineFor } from './load-engine.js';
 import { ExitCode, type CliIO } from './main.js';
-import { statePath } from './state-path.js';
-import { defaultProviderDirs } from './validate-command.js';
 
 const help = `Usage: patchbay work [paths…] [options]
 
@@ -46,12 +42,10 @@ export async function runWork(argv: readonly string[], io: CliIO): Promise<numbe
       allowPositionals: true,
       strict: true,
       options: {
-        state: { type: 'string' },
+        ...engineFlags,
         'until-idle': { type: 'boolean', default: false },
         retention: { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
-        providers: { type: 'string', multiple: true },
-        'no-catalogue': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -74,31 +68,8 @@ export async function runWork(argv: readonly string[], io: CliIO): Promise<numbe
     io.stderr.write(`patchbay work: --retention must be a duration of at least 1m (such as 30d) or "off", not "${retentionText}"\n`);
     return ExitCode.usage;
   }
-  const paths = parsed.positionals.length > 0 ? parsed.positionals : ['integrations'];
-  let engine;
-  try {
-    engine = await loadEngine(
-      {
-        paths,
-        providerDirs: parsed.values.providers ?? defaultProviderDirs(io.cwd, paths),
-        catalogue: !parsed.values['no-catalogue'],
-        statePath: statePath(parsed.values.state, io.cwd, io.env),
-        logger: new JsonLineLogger(io.stderr, level),
-      },
-      io,
-    );
-  } catch (error) {
-    if (error instanceof PatchbayError) {
-      io.stderr.write(`patchbay work: ${maskCredentials(error.message)} [${error.code}]\n`);
-      return ExitCode.usage;
-    }
-    throw error;
-  }
-  if (engine === 'noIntegrations') {
-    io.stderr.write('patchbay work: no valid integration to run\n');
-    return ExitCode.problems;
-  }
-  if (engine === 'noState') return ExitCode.usage;
+  const engine = await loadEngineFor('work', parsed.values, parsed.positionals, new JsonLineLogger(io.stderr, level), io);
+  if (typeof engine === 'number') return engine;
 
   const executor = new Executor({ store: engine.store, plan: engine.plan, logger: engine.logger });
   executor.start();

@@ -105,3 +105,18 @@ export async function startTestEngine(options: {
     },
   };
 }
+
+/**
+ * Resolves once `runs` runs are in one of `statuses` (default: finished, succeeded or dead);
+ * rejects with how far it got after `timeoutMs`.
+ */
+export async function waitForRuns(engine: TestEngine, runs: number, timeoutMs: number, statuses: readonly string[] = ['succeeded', 'dead']): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const counts = await engine.store.countRuns();
+    const done = counts.filter((row) => statuses.includes(row.status)).reduce((sum, row) => sum + row.count, 0);
+    if (done >= runs) return;
+    if (Date.now() > deadline) throw new Error(`only ${done} of ${runs} runs became ${statuses.join(' or ')} in ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ledgerIntegration, startTestEngine, type TestEngine } from './harness.js';
+import { ledgerIntegration, startTestEngine, waitForRuns } from './harness.js';
 import { Sink } from './sink.js';
 
 // Hostile mappings inside a running engine: an endlessly recursive function (not in tail position,
@@ -17,17 +17,6 @@ function audit(expression: string): string {
   return `    - id: audit
       call: ledger.audit.write
       with: { ref: "{{ event.id }}", detail: "${expression}" }`;
-}
-
-async function settle(engine: TestEngine, runs: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const counts = await engine.store.countRuns();
-    const finished = counts.filter((row) => row.status === 'succeeded' || row.status === 'dead').reduce((sum, row) => sum + row.count, 0);
-    if (finished >= runs) return;
-    if (Date.now() > deadline) throw new Error(`only ${finished} of ${runs} runs finished in ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('hostile expressions in a running engine', () => {
@@ -50,7 +39,7 @@ describe('hostile expressions in a running engine', () => {
     await engine.executor.submit(all.sort((a, b) => a.eventKey.localeCompare(b.eventKey)));
     const started = Date.now();
     engine.executor.start();
-    await settle(engine, 50, 20_000);
+    await waitForRuns(engine, 50, 20_000);
 
     const dead = await engine.store.listRuns({ status: 'dead', limit: 100 });
     expect(dead.filter((run) => run.integration === 'recursive').map((run) => run.errorCode)).toEqual(Array(5).fill('PB_MAPPING_TOO_DEEP'));

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ledgerIntegration, startTestEngine, type TestEngine } from './harness.js';
+import { ledgerIntegration, startTestEngine, waitForRuns } from './harness.js';
 import { Sink, type Delivery } from './sink.js';
 
 // Rate limits are per credential: two integrations that use the same token share one budget,
@@ -29,17 +29,6 @@ function busiestWindow(deliveries: readonly Delivery[], windowMs: number): numbe
   return most;
 }
 
-async function waitFor(engine: TestEngine, runs: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const counts = await engine.store.countRuns();
-    const done = counts.filter((row) => row.status === 'succeeded').reduce((sum, row) => sum + row.count, 0);
-    if (done >= runs) return;
-    if (Date.now() > deadline) throw new Error(`only ${done} of ${runs} runs finished in ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe('rate limits shared by credential', () => {
   it('keeps two integrations sharing a token within the token limit together, and leaves another token alone', async () => {
     const shared = await new Sink().start();
@@ -61,7 +50,7 @@ describe('rate limits shared by credential', () => {
     await engine.executor.submit([...events('alpha', 30), ...events('beta', 30), ...events('gamma', 10)]);
     const started = Date.now();
     engine.executor.start();
-    await waitFor(engine, 70, 15_000);
+    await waitForRuns(engine, 70, 15_000, ['succeeded']);
     const elapsedMs = Date.now() - started;
 
     expect(shared.deliveries).toHaveLength(60);
