@@ -373,6 +373,28 @@ describe.skipIf(postgresTestUrl === undefined)('PostgreSQL store', () => {
         expect((await store.getSteps(run!.runId)).map((step) => step.output)).toEqual([null, undefined]);
       });
 
+      it('stores text holding U+0000, which PostgreSQL text refuses, with U+FFFD in its place', async () => {
+        const store = await open(schemas.fresh());
+        const [first] = await store.acceptEvents([event(1, { eventKey: 'evt_\u0000nul', payload: { text: 'a\u0000b' } })]);
+        expect(await store.acceptEvents([event(1, { eventKey: 'evt_\u0000nul' })])).toEqual([{ accepted: false, runId: first!.runId }]);
+        expect(await store.getPayload(first!.runId)).toEqual({ text: 'a\u0000b' });
+        expect((await store.getRun(first!.runId))?.eventKey).toBe('evt_\uFFFDnul');
+        await store.claimRuns({ owner: 'w1', now: t0 + 10, leaseMs: 60_000, capacity: orders(1) });
+        const reason = 'provider said \u0000 nothing';
+        expect(
+          await store.recordStep(
+            finish(first!.runId, 'w1', t0 + 20, {
+              attempt: { startedAt: t0 + 15, durationMs: 5, outcome: 'dead', errorCode: 'PB_PROVIDER_ERROR', errorMessage: reason },
+              step: { status: 'dead' },
+              run: { status: 'dead', errorCode: 'PB_PROVIDER_ERROR', errorMessage: reason, errorStep: 's0' },
+            }),
+          ),
+        ).toBe(true);
+        expect((await store.getRun(first!.runId))?.errorMessage).toBe('provider said \uFFFD nothing');
+        await store.setCursor('orders', 'page\u00002', t0);
+        expect(await store.getCursor('orders')).toBe('page\uFFFD2');
+      });
+
       it('refuses a listing limit below one', async () => {
         const store = await open(schemas.fresh());
         await expect(store.listRuns({ limit: 0 })).rejects.toThrow(RangeError);

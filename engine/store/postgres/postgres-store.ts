@@ -228,6 +228,22 @@ async function transactionOnce<T>(pool: pg.Pool, work: (client: pg.PoolClient) =
   }
 }
 
+/**
+ * PostgreSQL text cannot hold U+0000 (it refuses the whole statement), where SQLite stores it. A
+ * provider's error message or an event id could carry one, so every string written or looked up
+ * has it replaced by U+FFFD instead. JSON is unaffected: JSON.stringify escapes it as `\u0000`.
+ */
+function withoutNul(value: unknown): unknown {
+  if (typeof value === 'string') return value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value;
+  if (Array.isArray(value)) return value.map(withoutNul);
+  return value;
+}
+
+/** One statement of the store, on the pool or a transaction's connection, with its strings made storable. */
+function query<R extends pg.QueryResultRow = pg.QueryResultRow>(on: pg.Pool | pg.PoolClient, text: string, values: readonly unknown[] = []): Promise<pg.QueryResult<R>> {
+  return on.query<R>(text, values.map(withoutNul));
+}
+
 async function migrate(pool: pg.Pool, schema: string, clock: Clock, target: Target): Promise<void> {
   const quoted = pg.escapeIdentifier(schema);
   // Two 32-bit keys: their own key space, apart from the single 64-bit keys of the order locks.
@@ -507,11 +523,11 @@ export class PostgresStore implements StateStore {
 
   async recordRevision(revision: RevisionRow): Promise<void> {
     const integrations = JSON.stringify(revision.integrations);
-    await this.run(() => this.pool.query(this.sql.upsertRevision, [revision.id, revision.appliedAt, integrations]));
+    await this.run(() => query(this.pool, this.sql.upsertRevision, [revision.id, revision.appliedAt, integrations]));
   }
 
   async latestRevision(): Promise<RevisionRow | undefined> {
-    const { rows } = await this.run(() => this.pool.query<{ id: string; applied_at: number; integrations: string }>(this.sql.selectLatestRevision));
+    const { rows } = await this.run(() => query<{ id: string; applied_at: number; integrations: string }>(this.pool, this.sql.selectLatestRevision));
     const row = rows[0];
     return row === undefined ? undefined : { id: row.id, appliedAt: row.applied_at, integrations: JSON.parse(row.integrations) as string[] };
   }
@@ -528,10 +544,10 @@ export class PostgresStore implements StateStore {
         this.pool,
         async (client) => {
           if (keyed.length > 0) {
-            await client.query(this.sql.lockOrderKeys, [keyed.map((event) => event.integration), keyed.map((event) => event.orderKey)]);
+            await query(client, this.sql.lockOrderKeys, [keyed.map((event) => event.integration), keyed.map((event) => event.orderKey)]);
           }
-          const drawn = (await client.query<{ seq: number }>(this.sql.drawSeqs, [events.length])).rows.map((row) => row.seq).sort((a, b) => a - b);
-          const inserted = await client.query<{ seq: number }>(this.sql.insertEvents, [
+          const drawn = (await query<{ seq: number }>(client, this.sql.drawSeqs, [events.length])).rows.map((row) => row.seq).sort((a, b) => a - b);
+          const inserted = await query<{ seq: number }>(client, this.sql.insertEvents, [
             drawn,
             events.map((event) => event.integration),
             events.map((event) => event.eventKey),
@@ -548,7 +564,7 @@ export class PostgresStore implements StateStore {
           const existing = new Map<string, string>();
           if (accepted.size < events.length) {
             const duplicates = events.filter((_, index) => !accepted.has(drawn[index]!));
-            const found = await client.query<{ integration: string; event_key: string; id: string }>(this.sql.selectRunIdsOfEvents, [
+            const found = await query<{ integration: string; event_key: string; id: string }>(client, this.sql.selectRunIdsOfEvents, [
               duplicates.map((event) => event.integration),
               duplicates.map((event) => event.eventKey),
             ]);
@@ -556,7 +572,7 @@ export class PostgresStore implements StateStore {
           }
           return events.map((event, index): AcceptedEvent => {
             if (accepted.has(drawn[index]!)) return { accepted: true, runId: runIds[index]! };
-            const runId = existing.get(JSON.stringify([event.integration, event.eventKey]));
+            const runId = existing.get(JSON.stringify(withoutNul([event.integration, event.eventKey])));
             if (runId === undefined) throw new Error(`event ${event.eventKey} of ${event.integration} was neither inserted nor found (a store bug)`);
             return { accepted: false, runId };
           });
@@ -580,11 +596,11 @@ export class PostgresStore implements StateStore {
     return this.run(() =>
       inTransaction(this.pool, async (client) => {
         const claimed = (
-          await client.query<ClaimRecord>(this.sql.claim, [integrations, limits, options.now, options.owner, options.now + options.leaseMs])
+          await query<ClaimRecord>(client, this.sql.claim, [integrations, limits, options.now, options.owner, options.now + options.leaseMs])
         ).rows.sort((a, b) => a.seq - b.seq);
         if (claimed.length === 0) return [];
         const steps = new Map<string, StepRow[]>();
-        for (const row of (await client.query<StepRecord>(this.sql.selectStepsOf, [claimed.map((run) => run.id)])).rows) {
+        for (const row of (await query<StepRecord>(client, this.sql.selectStepsOf, [claimed.map((run) => run.id)])).rows) {
           const list = steps.get(row.run_id) ?? [];
           list.push(toStepRow(row));
           steps.set(row.run_id, list);
@@ -600,24 +616,24 @@ export class PostgresStore implements StateStore {
   }
 
   async renewLeases(owner: string, until: number): Promise<number> {
-    return (await this.run(() => this.pool.query(this.sql.renew, [owner, until]))).rowCount ?? 0;
+    return (await this.run(() => query(this.pool, this.sql.renew, [owner, until]))).rowCount ?? 0;
   }
 
   async releaseLeases(owner: string, now: number, lost: boolean): Promise<number> {
-    return (await this.run(() => this.pool.query(lost ? this.sql.releaseLost : this.sql.releaseKept, [owner, now]))).rowCount ?? 0;
+    return (await this.run(() => query(this.pool, lost ? this.sql.releaseLost : this.sql.releaseKept, [owner, now]))).rowCount ?? 0;
   }
 
   async leaseOwners(now: number): Promise<readonly string[]> {
-    return (await this.run(() => this.pool.query<{ lease_owner: string }>(this.sql.selectLeaseOwners, [now]))).rows.map((row) => row.lease_owner);
+    return (await this.run(() => query<{ lease_owner: string }>(this.pool, this.sql.selectLeaseOwners, [now]))).rows.map((row) => row.lease_owner);
   }
 
   async recordInterrupted(runId: string, owner: string, stepIndex: number, stepId: string, now: number): Promise<boolean> {
     return this.run(() =>
       inTransaction(this.pool, async (client) => {
         // The row lock keeps a claim by another worker from taking the run until this commits.
-        if ((await client.query(this.sql.lockHeldRun, [runId, owner])).rowCount === 0) return false;
-        await client.query(this.sql.insertAttempt, [runId, stepIndex, stepId, now, 0, 'interrupted', null, null, null, null, null, null]);
-        await client.query(this.sql.countInterrupted, [runId, stepIndex, stepId, now]);
+        if ((await query(client, this.sql.lockHeldRun, [runId, owner])).rowCount === 0) return false;
+        await query(client, this.sql.insertAttempt, [runId, stepIndex, stepId, now, 0, 'interrupted', null, null, null, null, null, null]);
+        await query(client, this.sql.countInterrupted, [runId, stepIndex, stepId, now]);
         return true;
       }),
     );
@@ -651,12 +667,12 @@ export class PostgresStore implements StateStore {
       inTransaction(this.pool, async (client) => {
         // A finishing run may let the next run of its key go: the key's lock comes before the
         // run's row lock, in the order every transaction takes them (see the class comment).
-        if (finishes) await client.query(this.sql.lockKeyOfRun, [runId]);
+        if (finishes) await query(client, this.sql.lockKeyOfRun, [runId]);
         // The run moves first, and only under the caller's lease: no row back means the lease is
         // gone and nothing else is written.
-        const held = (await client.query<KeyOfRun>(move.text, move.values)).rows[0];
+        const held = (await query<KeyOfRun>(client, move.text, move.values)).rows[0];
         if (held === undefined) return false;
-        await client.query(this.sql.insertAttempt, [
+        await query(client, this.sql.insertAttempt, [
           runId,
           stepIndex,
           stepId,
@@ -670,37 +686,37 @@ export class PostgresStore implements StateStore {
           attempt.errorMessage ?? null,
           attempt.retryAt ?? null,
         ]);
-        await client.query(this.sql.upsertStep, [runId, stepIndex, stepId, result.step.status, output, attempt.startedAt, now]);
-        if (finishes && held.order_key !== null) await client.query(this.sql.unblockNext, [held.integration, held.order_key]);
+        await query(client, this.sql.upsertStep, [runId, stepIndex, stepId, result.step.status, output, attempt.startedAt, now]);
+        if (finishes && held.order_key !== null) await query(client, this.sql.unblockNext, [held.integration, held.order_key]);
         return true;
       }),
     );
   }
 
   async deferRun(runId: string, owner: string, availableAt: number, now: number): Promise<boolean> {
-    return ((await this.run(() => this.pool.query(this.sql.defer, [runId, owner, availableAt, now]))).rowCount ?? 0) > 0;
+    return ((await this.run(() => query(this.pool, this.sql.defer, [runId, owner, availableAt, now]))).rowCount ?? 0) > 0;
   }
 
   async nextWakeAt(): Promise<number | undefined> {
-    const { rows } = await this.run(() => this.pool.query<{ at: number | null }>(this.sql.selectNextWake));
+    const { rows } = await this.run(() => query<{ at: number | null }>(this.pool, this.sql.selectNextWake));
     return rows[0]?.at ?? undefined;
   }
 
   async getRun(runId: string): Promise<RunRow | undefined> {
-    const row = (await this.run(() => this.pool.query<RunRecord>(this.sql.selectRun, [runId]))).rows[0];
+    const row = (await this.run(() => query<RunRecord>(this.pool, this.sql.selectRun, [runId]))).rows[0];
     return row === undefined ? undefined : toRunRow(row);
   }
 
   async getSteps(runId: string): Promise<readonly StepRow[]> {
-    return (await this.run(() => this.pool.query<StepRecord>(this.sql.selectSteps, [runId]))).rows.map(toStepRow);
+    return (await this.run(() => query<StepRecord>(this.pool, this.sql.selectSteps, [runId]))).rows.map(toStepRow);
   }
 
   async getAttempts(runId: string): Promise<readonly AttemptRow[]> {
-    return (await this.run(() => this.pool.query<AttemptRecord>(this.sql.selectAttempts, [runId]))).rows.map(toAttemptRow);
+    return (await this.run(() => query<AttemptRecord>(this.pool, this.sql.selectAttempts, [runId]))).rows.map(toAttemptRow);
   }
 
   async getPayload(runId: string): Promise<unknown> {
-    const row = (await this.run(() => this.pool.query<{ payload: string }>(this.sql.selectPayload, [runId]))).rows[0];
+    const row = (await this.run(() => query<{ payload: string }>(this.pool, this.sql.selectPayload, [runId]))).rows[0];
     return row === undefined ? undefined : parseJson(row.payload);
   }
 
@@ -720,11 +736,11 @@ export class PostgresStore implements StateStore {
     if (filter.beforeSeq !== undefined) add((p) => `r.seq < ${p}`, filter.beforeSeq);
     values.push(limit);
     const text = `${this.sql.selectRuns} ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY r.seq DESC LIMIT $${values.length}`;
-    return (await this.run(() => this.pool.query<RunRecord>(text, values))).rows.map(toRunRow);
+    return (await this.run(() => query<RunRecord>(this.pool, text, values))).rows.map(toRunRow);
   }
 
   async countRuns(): Promise<readonly RunCounts[]> {
-    return (await this.run(() => this.pool.query<RunCounts>(this.sql.countRuns))).rows.map((row) => ({
+    return (await this.run(() => query<RunCounts>(this.pool, this.sql.countRuns))).rows.map((row) => ({
       integration: row.integration,
       status: row.status,
       count: row.count,
@@ -737,13 +753,13 @@ export class PostgresStore implements StateStore {
     if (unique.length === 0) return [];
     return this.run(() =>
       inTransaction(this.pool, async (client) => {
-        await client.query(this.sql.lockKeysOfRuns, [unique]);
-        const dead = (await client.query<{ id: string }>(this.sql.lockDeadRuns, [unique])).rows.map((row) => row.id);
+        await query(client, this.sql.lockKeysOfRuns, [unique]);
+        const dead = (await query<{ id: string }>(client, this.sql.lockDeadRuns, [unique])).rows.map((row) => row.id);
         if (dead.length === 0) return [];
-        await client.query(this.sql.resetSteps, [dead, now]);
-        await client.query(this.sql.requeueDead, [dead, now]);
-        await client.query(this.sql.blockLater, [dead]);
-        await client.query(this.sql.reblock, [dead]);
+        await query(client, this.sql.resetSteps, [dead, now]);
+        await query(client, this.sql.requeueDead, [dead, now]);
+        await query(client, this.sql.blockLater, [dead]);
+        await query(client, this.sql.reblock, [dead]);
         const replayed = new Set(dead);
         return unique.filter((runId) => replayed.has(runId));
       }),
@@ -754,15 +770,15 @@ export class PostgresStore implements StateStore {
     this.checkOpen();
     const [text, values] = integration === undefined ? [this.sql.purgeAll, [finishedBefore]] : [this.sql.purgeIntegration, [finishedBefore, integration]];
     // One statement, in a transaction only so a deadlock with a concurrent replay is tried again.
-    return this.run(() => inTransaction(this.pool, async (client) => (await client.query(text, values)).rowCount ?? 0));
+    return this.run(() => inTransaction(this.pool, async (client) => (await query(client, text, values)).rowCount ?? 0));
   }
 
   async getCursor(integration: string): Promise<string | undefined> {
-    return (await this.run(() => this.pool.query<{ cursor: string }>(this.sql.selectCursor, [integration]))).rows[0]?.cursor;
+    return (await this.run(() => query<{ cursor: string }>(this.pool, this.sql.selectCursor, [integration]))).rows[0]?.cursor;
   }
 
   async setCursor(integration: string, cursor: string, now: number): Promise<void> {
-    await this.run(() => this.pool.query(this.sql.upsertCursor, [integration, cursor, now]));
+    await this.run(() => query(this.pool, this.sql.upsertCursor, [integration, cursor, now]));
   }
 
   /**
