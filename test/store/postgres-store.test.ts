@@ -395,6 +395,16 @@ describe.skipIf(postgresTestUrl === undefined)('PostgreSQL store', () => {
         expect(await store.getCursor('orders')).toBe('page\uFFFD2');
       });
 
+      it('accepts events on a connection whose synchronous_commit is off (raised to on for the accept)', async () => {
+        const relaxed = new URL(url);
+        relaxed.searchParams.set('options', '-c synchronous_commit=off');
+        const store = await openPostgresStore(relaxed.toString(), { schema: schemas.fresh() });
+        opened.push(store);
+        const accepted = await store.acceptEvents([event(1), event(2), event(1)]);
+        expect(accepted.map((answer) => answer.accepted)).toEqual([true, true, false]);
+        expect((await store.listRuns({})).length).toBe(2);
+      });
+
       it('refuses a listing limit below one', async () => {
         const store = await open(schemas.fresh());
         await expect(store.listRuns({ limit: 0 })).rejects.toThrow(RangeError);

@@ -102,7 +102,7 @@ export async function openPostgresStore(connectionString: string, options: Postg
   try {
     await migrate(pool, schema, options.clock ?? systemClock, target);
     const syncCommit = (await pool.query<{ setting: string }>(`SELECT current_setting('synchronous_commit') AS setting`)).rows[0]?.setting;
-    return new PostgresStore(pool, schema, target, syncCommit === 'off' || syncCommit === 'local');
+    return new PostgresStore(pool, schema, target, syncCommit === 'off');
   } catch (error) {
     await pool.end().catch((ended: unknown) => {
       // The store failed to open and the pool is being thrown away: the first error is the one
@@ -477,8 +477,9 @@ const maxClaimLimit = 2 ** 31 - 1;
  * - Claims lock their candidates with `FOR UPDATE SKIP LOCKED`, so several daemons on one schema
  *   share the work without waiting for each other and never take the same run; a candidate whose
  *   row changed before the lock is checked again by PostgreSQL and dropped if no longer claimable.
- * - `acceptEvents` commits with `synchronous_commit` on (raised for its transaction when the
- *   server runs with it off or local), so an accepted event survives a server crash. It draws the
+ * - `acceptEvents` waits for its commit to be flushed to disk (`synchronous_commit` is raised to
+ *   `on` for its transaction when the session has it `off`), so an accepted event survives a
+ *   server crash or a power cut. Other writes commit as the server is configured. It draws the
  *   batch's `seq` numbers in order, then inserts the rows sorted by key, so two concurrent
  *   batches meet their common keys in the same order and never deadlock; duplicates are skipped
  *   with `ON CONFLICT DO NOTHING` and answered with the existing run.
@@ -513,6 +514,7 @@ export class PostgresStore implements StateStore {
 
   /** Use `openPostgresStore`: it migrates the schema this expects. */
   constructor(pool: pg.Pool, schema: string, target: Target, raiseSyncCommit: boolean) {
+    // `local` and the remote levels already flush the commit locally before answering; only `off` does not.
     this.pool = pool;
     this.schema = schema;
     this.target = target;
