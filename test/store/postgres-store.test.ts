@@ -253,21 +253,27 @@ describe.skipIf(postgresTestUrl === undefined)('PostgreSQL store', () => {
         const first = await open(schema);
         const second = await open(schema);
         let now = t0 + 1_000;
-        for (let round = 0; round < 40; round += 1) {
-          const orderKey = `cus_${round}`;
-          const [front] = await first.acceptEvents([event(round * 2, { orderKey })]);
-          expect((await first.claimRuns({ owner: 'w', now, leaseMs: 60_000, capacity: orders(5) })).map((claim) => claim.run.id)).toEqual([front!.runId]);
+        let n = 0;
+        // 30 rounds of 8 keys: each key's run in front finishes through one store while the next
+        // run of the key arrives through the other, so the two commits race 240 times.
+        for (let round = 0; round < 30; round += 1) {
+          const keys = Array.from({ length: 8 }, (_, index) => `cus_${round}_${index}`);
+          const fronts = (await first.acceptEvents(keys.map((orderKey) => event((n += 1), { orderKey })))).map((accepted) => accepted.runId);
+          const claimed = await first.claimRuns({ owner: 'w', now, leaseMs: 60_000, capacity: orders(keys.length) });
+          expect(claimed.map((claim) => claim.run.id).sort()).toEqual([...fronts].sort());
           now += 1;
-          // The finish and the arrival race: whichever commits second must see the other.
-          const [finished, [behind]] = await Promise.all([
-            first.recordStep(finish(front!.runId, 'w', now)),
-            second.acceptEvents([event(round * 2 + 1, { orderKey, receivedAt: now })]),
-          ]);
-          expect(finished).toBe(true);
-          const next = await second.claimRuns({ owner: 'w', now, leaseMs: 60_000, capacity: orders(5) });
-          expect(next.map((claim) => claim.run.id), `round ${round}`).toEqual([behind!.runId]);
+          const results = await Promise.all(
+            keys.flatMap((orderKey, index) => [
+              first.recordStep(finish(fronts[index]!, 'w', now)),
+              second.acceptEvents([event((n += 1), { orderKey, receivedAt: now })]).then(([accepted]) => accepted!.runId),
+            ]),
+          );
+          const behind = results.filter((result): result is string => typeof result === 'string');
+          expect(results.filter((result) => result === true).length).toBe(keys.length);
+          const next = await second.claimRuns({ owner: 'w', now, leaseMs: 60_000, capacity: orders(keys.length * 2) });
+          expect(next.map((claim) => claim.run.id).sort(), `round ${round}`).toEqual([...behind].sort());
           now += 1;
-          await second.recordStep(finish(behind!.runId, 'w', now));
+          for (const claim of next) await second.recordStep(finish(claim.run.id, 'w', now));
         }
       }, 60_000);
     });

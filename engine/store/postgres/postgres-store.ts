@@ -239,9 +239,21 @@ function withoutNul(value: unknown): unknown {
   return value;
 }
 
+/** A statement prepared once per connection under its name (the server keeps its plan). */
+interface Statement {
+  readonly name: string;
+  readonly text: string;
+}
+
 /** One statement of the store, on the pool or a transaction's connection, with its strings made storable. */
-function query<R extends pg.QueryResultRow = pg.QueryResultRow>(on: pg.Pool | pg.PoolClient, text: string, values: readonly unknown[] = []): Promise<pg.QueryResult<R>> {
-  return on.query<R>(text, values.map(withoutNul));
+function query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  on: pg.Pool | pg.PoolClient,
+  statement: Statement | string,
+  values: readonly unknown[] = [],
+): Promise<pg.QueryResult<R>> {
+  const text = typeof statement === 'string' ? statement : statement.text;
+  const name = typeof statement === 'string' ? undefined : statement.name;
+  return on.query<R>({ text, values: values.map(withoutNul), ...(name === undefined ? {} : { name }) });
 }
 
 async function migrate(pool: pg.Pool, schema: string, clock: Clock, target: Target): Promise<void> {
@@ -454,13 +466,6 @@ interface AttemptRecord {
   retry_at: number | null;
 }
 
-/** Where a run sits among the runs of its order key. */
-interface KeyOfRun {
-  readonly seq: number;
-  readonly integration: string;
-  readonly order_key: string | null;
-}
-
 const maxListLimit = 1000;
 const defaultListLimit = 50;
 /** Postgres LIMITs are 64-bit, but a claim's capacity beyond this means "all there is". */
@@ -647,50 +652,52 @@ export class PostgresStore implements StateStore {
     const request = toJson(attempt.request);
     const response = toJson(attempt.response);
     const output = toJson(result.step.output);
-    let move: { text: string; values: unknown[] };
+    let move: { statement: Statement; values: unknown[] };
     switch (run.status) {
       case 'running':
-        move = { text: this.sql.runContinue, values: [runId, owner, now, run.nextStep] };
+        move = { statement: this.sql.runContinue, values: [run.nextStep] };
         break;
       case 'retrying':
-        move = { text: this.sql.runRetry, values: [runId, owner, now, run.availableAt] };
+        move = { statement: this.sql.runRetry, values: [run.availableAt] };
         break;
       case 'succeeded':
-        move = { text: this.sql.runSucceed, values: [runId, owner, now, stepIndex] };
+        move = { statement: this.sql.runSucceed, values: [] };
         break;
       case 'dead':
-        move = { text: this.sql.runDie, values: [runId, owner, now, stepIndex, run.errorCode, run.errorMessage, run.errorStep] };
+        move = { statement: this.sql.runDie, values: [run.errorCode, run.errorMessage, run.errorStep] };
         break;
       default:
         throw new RangeError(`a step result cannot move a run to ${JSON.stringify((run as { status: unknown }).status)}`);
     }
-    const finishes = run.status === 'succeeded' || run.status === 'dead';
+    const values = [
+      runId,
+      owner,
+      now,
+      stepIndex,
+      stepId,
+      attempt.startedAt,
+      attempt.durationMs,
+      attempt.outcome,
+      request,
+      response,
+      attempt.status ?? null,
+      attempt.errorCode ?? null,
+      attempt.errorMessage ?? null,
+      attempt.retryAt ?? null,
+      output,
+      result.step.status,
+      ...move.values,
+    ];
+    // One statement, so one transaction, except for a finishing run, which may let the next run of
+    // its order key go: that key's lock comes first, in the order every transaction takes locks
+    // (see the class comment), and the statement after it then sees every run of the key.
+    if (run.status !== 'succeeded' && run.status !== 'dead') {
+      return ((await this.run(() => query(this.pool, move.statement, values))).rowCount ?? 0) > 0;
+    }
     return this.run(() =>
       inTransaction(this.pool, async (client) => {
-        // A finishing run may let the next run of its key go: the key's lock comes before the
-        // run's row lock, in the order every transaction takes them (see the class comment).
-        if (finishes) await query(client, this.sql.lockKeyOfRun, [runId]);
-        // The run moves first, and only under the caller's lease: no row back means the lease is
-        // gone and nothing else is written.
-        const held = (await query<KeyOfRun>(client, move.text, move.values)).rows[0];
-        if (held === undefined) return false;
-        await query(client, this.sql.insertAttempt, [
-          runId,
-          stepIndex,
-          stepId,
-          attempt.startedAt,
-          attempt.durationMs,
-          attempt.outcome,
-          request,
-          response,
-          attempt.status ?? null,
-          attempt.errorCode ?? null,
-          attempt.errorMessage ?? null,
-          attempt.retryAt ?? null,
-        ]);
-        await query(client, this.sql.upsertStep, [runId, stepIndex, stepId, result.step.status, output, attempt.startedAt, now]);
-        if (finishes && held.order_key !== null) await query(client, this.sql.unblockNext, [held.integration, held.order_key]);
-        return true;
+        await query(client, this.sql.lockKeyOfRun, [runId]);
+        return ((await query(client, move.statement, values)).rowCount ?? 0) > 0;
       }),
     );
   }
@@ -737,7 +744,7 @@ export class PostgresStore implements StateStore {
     if (filter.since !== undefined) add((p) => `e.received_at >= ${p}`, filter.since);
     if (filter.beforeSeq !== undefined) add((p) => `r.seq < ${p}`, filter.beforeSeq);
     values.push(limit);
-    const text = `${this.sql.selectRuns} ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY r.seq DESC LIMIT $${values.length}`;
+    const text = `${this.sql.selectRuns.text} ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY r.seq DESC LIMIT $${values.length}`;
     return (await this.run(() => query<RunRecord>(this.pool, text, values))).rows.map(toRunRow);
   }
 
@@ -770,9 +777,9 @@ export class PostgresStore implements StateStore {
 
   async purgeRuns(finishedBefore: number, integration?: string): Promise<number> {
     this.checkOpen();
-    const [text, values] = integration === undefined ? [this.sql.purgeAll, [finishedBefore]] : [this.sql.purgeIntegration, [finishedBefore, integration]];
+    const [statement, values] = integration === undefined ? [this.sql.purgeAll, [finishedBefore]] : [this.sql.purgeIntegration, [finishedBefore, integration]];
     // One statement, in a transaction only so a deadlock with a concurrent replay is tried again.
-    return this.run(() => inTransaction(this.pool, async (client) => (await query(client, text, values)).rowCount ?? 0));
+    return this.run(() => inTransaction(this.pool, async (client) => (await query(client, statement, values)).rowCount ?? 0));
   }
 
   async getCursor(integration: string): Promise<string | undefined> {
@@ -821,6 +828,50 @@ export class PostgresStore implements StateStore {
   }
 }
 
+/**
+ * The statement that writes a step result: moves the run (`set`, under the caller's lease), adds
+ * the attempt and upserts the step, and for a run that `finishes`, lets the next run of its order
+ * key go. Parameters: $1 run id, $2 owner, $3 now, $4 step index, $5 step id, $6 started at,
+ * $7 duration, $8 outcome, $9 request, $10 response, $11 HTTP status, $12 error code, $13 error
+ * message, $14 retry at, $15 output, $16 step status; $17… for `set` (next step, available at, the
+ * dead letter's reason).
+ */
+function stepResult(s: string, set: string, finishes: boolean): string {
+  const active = `('queued', 'running', 'retrying')`;
+  // When a run of a key finishes, the first unfinished run of the key (if it was waiting behind
+  // it) may go; only that one, since every later run still has it in front. The statement still
+  // sees the finishing run as unfinished (one snapshot), so it is left out by its seq; the key's
+  // advisory lock, taken by the statement before, makes the snapshot hold every run of the key.
+  const unblock = finishes
+    ? `, unblocked AS (
+        UPDATE ${s}.runs AS r SET blocked = false FROM held AS h
+        WHERE h.order_key IS NOT NULL AND r.blocked AND r.seq = (
+          SELECT MIN(a.seq) FROM ${s}.runs AS a
+          WHERE a.integration = h.integration AND a.order_key = h.order_key AND a.status IN ${active} AND a.seq <> h.seq)
+        RETURNING r.seq)`
+    : '';
+  return `WITH held AS (
+      UPDATE ${s}.runs SET ${set}
+      WHERE id = $1 AND status = 'running' AND lease_owner = $2
+      RETURNING seq, integration, order_key
+    ),
+    attempt AS (
+      INSERT INTO ${s}.attempts (run_id, step_idx, step_id, attempt, started_at, duration_ms, outcome,
+        request, response, status, error_code, error_message, retry_at)
+      SELECT $1, $4, $5, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM ${s}.attempts WHERE run_id = $1 AND step_idx = $4),
+        $6, $7, $8, $9::json, $10::json, $11, $12, $13, $14
+      FROM held
+    ),
+    step AS (
+      INSERT INTO ${s}.steps (run_id, idx, step_id, status, output, attempts, first_attempt_at, updated_at)
+      SELECT $1, $4, $5, $16, $15::json, 1, $6, $3 FROM held
+      ON CONFLICT (run_id, idx) DO UPDATE SET step_id = excluded.step_id, status = excluded.status, output = excluded.output,
+        attempts = steps.attempts + 1, first_attempt_at = COALESCE(steps.first_attempt_at, excluded.first_attempt_at),
+        updated_at = excluded.updated_at
+    )${unblock}
+    SELECT seq FROM held`;
+}
+
 /** Every statement of the store, with the schema written into the table names. */
 function statements(schema: string) {
   const s = pg.escapeIdentifier(schema);
@@ -836,12 +887,16 @@ function statements(schema: string) {
   const runColumns = `r.id, r.seq, r.integration, r.order_key, r.status, r.available_at, r.lease_owner, r.lease_expires_at,
     r.next_step, r.step_count, r.replays, r.error_code, r.error_message, r.error_step, r.updated_at, r.finished_at,
     e.event_key, e.type, e.source, e.received_at, e.revision`;
-  const leaseHeld = `WHERE id = $1 AND status = 'running' AND lease_owner = $2 RETURNING seq, integration, order_key`;
+  // Named columns rather than *: a prepared statement whose result shape changes (a later migration
+  // adding a column while a daemon runs) fails instead of being planned again.
+  const stepColumns = 'run_id, idx, step_id, status, output, attempts, first_attempt_at, updated_at';
+  const attemptColumns = `id, run_id, step_idx, step_id, attempt, started_at, duration_ms, outcome, request, response, status, error_code,
+    error_message, retry_at`;
   // A run given back keeps telling operators whether it was between attempts of a failing step.
   const waitingStatus = `CASE WHEN EXISTS (SELECT 1 FROM ${s}.steps AS st WHERE st.run_id = runs.id AND st.idx = runs.next_step AND st.attempts > 0)
     THEN 'retrying' ELSE 'queued' END`;
   const finished = `DELETE FROM ${s}.runs WHERE status IN ('succeeded', 'dead') AND finished_at < $1`;
-  return {
+  return prepared({
     upsertRevision: `INSERT INTO ${s}.revisions (id, applied_at, integrations) VALUES ($1, $2, $3::json)
       ON CONFLICT (id) DO UPDATE SET applied_at = excluded.applied_at, integrations = excluded.integrations`,
     selectLatestRevision: `SELECT id, applied_at, integrations FROM ${s}.revisions ORDER BY applied_at DESC, ord DESC LIMIT 1`,
@@ -906,36 +961,35 @@ function statements(schema: string) {
       FROM chosen AS c JOIN ${s}.events AS e ON e.seq = c.seq
       WHERE r.seq = c.seq
       RETURNING ${runColumns}, e.payload, c.status AS claimed_status`,
-    selectStepsOf: `SELECT * FROM ${s}.steps WHERE run_id = ANY($1::text[]) ORDER BY run_id, idx`,
+    selectStepsOf: `SELECT ${stepColumns} FROM ${s}.steps WHERE run_id = ANY($1::text[]) ORDER BY run_id, idx`,
 
     lockHeldRun: `SELECT 1 FROM ${s}.runs WHERE id = $1 AND status = 'running' AND lease_owner = $2 FOR UPDATE`,
-    runContinue: `UPDATE ${s}.runs SET next_step = $4, updated_at = $3 ${leaseHeld}`,
-    runRetry: `UPDATE ${s}.runs SET status = 'retrying', available_at = $4, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 ${leaseHeld}`,
-    runSucceed: `UPDATE ${s}.runs SET status = 'succeeded', next_step = GREATEST(next_step, $4::integer + 1), finished_at = $3,
-        lease_owner = NULL, lease_expires_at = NULL, error_code = NULL, error_message = NULL, error_step = NULL, updated_at = $3
-      ${leaseHeld}`,
-    runDie: `UPDATE ${s}.runs SET status = 'dead', next_step = $4, finished_at = $3, lease_owner = NULL, lease_expires_at = NULL,
-        error_code = $5, error_message = $6, error_step = $7, updated_at = $3
-      ${leaseHeld}`,
-    // The caller holds the run's row lock (its lease was checked in this transaction), so no other
-    // attempt of the run is numbered at the same time.
+    // One statement per way a step result moves its run. The run moves first, and only under the
+    // caller's lease: no row back means the lease is gone, and the attempt and step, which are
+    // written only for a moved run, are not either. Its row lock is held from then on, so no other
+    // attempt of the run is numbered at the same time (a worker records one attempt at a time).
+    runContinue: stepResult(s, `next_step = $17, updated_at = $3`, false),
+    runRetry: stepResult(s, `status = 'retrying', available_at = $17, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3`, false),
+    runSucceed: stepResult(
+      s,
+      `status = 'succeeded', next_step = GREATEST(next_step, $4::integer + 1), finished_at = $3, lease_owner = NULL, lease_expires_at = NULL,
+        error_code = NULL, error_message = NULL, error_step = NULL, updated_at = $3`,
+      true,
+    ),
+    runDie: stepResult(
+      s,
+      `status = 'dead', next_step = $4, finished_at = $3, lease_owner = NULL, lease_expires_at = NULL,
+        error_code = $17, error_message = $18, error_step = $19, updated_at = $3`,
+      true,
+    ),
     insertAttempt: `INSERT INTO ${s}.attempts (run_id, step_idx, step_id, attempt, started_at, duration_ms, outcome,
         request, response, status, error_code, error_message, retry_at)
       SELECT $1, $2, $3, COALESCE(MAX(attempt), 0) + 1, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12
       FROM ${s}.attempts WHERE run_id = $1 AND step_idx = $2`,
-    upsertStep: `INSERT INTO ${s}.steps (run_id, idx, step_id, status, output, attempts, first_attempt_at, updated_at)
-      VALUES ($1, $2, $3, $4, $5::json, 1, $6, $7)
-      ON CONFLICT (run_id, idx) DO UPDATE SET step_id = excluded.step_id, status = excluded.status, output = excluded.output,
-        attempts = steps.attempts + 1, first_attempt_at = COALESCE(steps.first_attempt_at, excluded.first_attempt_at),
-        updated_at = excluded.updated_at`,
     countInterrupted: `INSERT INTO ${s}.steps (run_id, idx, step_id, status, output, attempts, first_attempt_at, updated_at)
       VALUES ($1, $2, $3, 'pending', NULL, 1, $4, $4)
       ON CONFLICT (run_id, idx) DO UPDATE SET attempts = steps.attempts + 1,
         first_attempt_at = COALESCE(steps.first_attempt_at, excluded.first_attempt_at), updated_at = excluded.updated_at`,
-    // When a run of a key finishes, the first unfinished run of the key (if it was waiting behind
-    // it) may go. Only that one: every later run still has it in front.
-    unblockNext: `UPDATE ${s}.runs SET blocked = false WHERE blocked AND seq = (
-        SELECT MIN(seq) FROM ${s}.runs WHERE integration = $1 AND order_key = $2 AND status IN ${active})`,
     defer: `UPDATE ${s}.runs SET status = ${waitingStatus}, available_at = $3, lease_owner = NULL, lease_expires_at = NULL, updated_at = $4
       WHERE id = $1 AND status = 'running' AND lease_owner = $2`,
 
@@ -953,8 +1007,8 @@ function statements(schema: string) {
     selectRun: `SELECT ${runColumns} FROM ${s}.runs AS r JOIN ${s}.events AS e ON e.seq = r.seq WHERE r.id = $1`,
     selectRuns: `SELECT ${runColumns} FROM ${s}.runs AS r JOIN ${s}.events AS e ON e.seq = r.seq`,
     selectPayload: `SELECT e.payload FROM ${s}.runs AS r JOIN ${s}.events AS e ON e.seq = r.seq WHERE r.id = $1`,
-    selectSteps: `SELECT * FROM ${s}.steps WHERE run_id = $1 ORDER BY idx`,
-    selectAttempts: `SELECT * FROM ${s}.attempts WHERE run_id = $1 ORDER BY id`,
+    selectSteps: `SELECT ${stepColumns} FROM ${s}.steps WHERE run_id = $1 ORDER BY idx`,
+    selectAttempts: `SELECT ${attemptColumns} FROM ${s}.attempts WHERE run_id = $1 ORDER BY id`,
     countRuns: `SELECT integration, status, COUNT(*) AS count FROM ${s}.runs GROUP BY integration, status ORDER BY integration, status`,
 
     // Locked in seq order; the statements after it see them as locked, so a concurrent replay of
@@ -986,7 +1040,12 @@ function statements(schema: string) {
     upsertCursor: `INSERT INTO ${s}.poll_cursors (integration, cursor, updated_at) VALUES ($1, $2, $3)
       ON CONFLICT (integration) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
     selectCursor: `SELECT cursor FROM ${s}.poll_cursors WHERE integration = $1`,
-  };
+  });
+}
+
+/** Names each statement after its key (`pb_claim`), so each connection prepares it once. */
+function prepared<T extends Record<string, string>>(texts: T): { readonly [K in keyof T]: Statement } {
+  return Object.fromEntries(Object.entries(texts).map(([key, text]) => [key, { name: `pb_${key}`, text }])) as { [K in keyof T]: Statement };
 }
 
 function toJson(value: unknown): string | null {
