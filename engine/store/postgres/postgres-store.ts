@@ -468,7 +468,7 @@ interface AttemptRecord {
 
 const maxListLimit = 1000;
 const defaultListLimit = 50;
-/** Postgres LIMITs are 64-bit, but a claim's capacity beyond this means "all there is". */
+/** A claim's capacity beyond this (an integer column's range) means "all there is". */
 const maxClaimLimit = 2 ** 31 - 1;
 
 /**
@@ -497,6 +497,8 @@ const maxClaimLimit = 2 ** 31 - 1;
  * - Purges delete the runs (cascading to steps and attempts) and then their events. PostgreSQL
  *   does not overwrite the freed space: the rows stay in dead tuples until (auto)vacuum reclaims
  *   them, and in the write-ahead log and backups until those are recycled.
+ * - Text cannot hold U+0000 in PostgreSQL: strings are stored with U+FFFD in its place (see
+ *   `withoutNul`), so such an event key or error message reads back changed, where SQLite keeps it.
  *
  * Failures are `PatchbayError`s: `PB_STATE_BUSY` (a lock held past `busyTimeoutMs`, a deadlock
  * that persisted over three tries), `PB_STATE_UNAVAILABLE` (server unreachable or connection lost;
@@ -519,11 +521,11 @@ export class PostgresStore implements StateStore {
 
   /** Use `openPostgresStore`: it migrates the schema this expects. */
   constructor(pool: pg.Pool, schema: string, target: Target, raiseSyncCommit: boolean) {
-    // `local` and the remote levels already flush the commit locally before answering; only `off` does not.
     this.pool = pool;
     this.schema = schema;
     this.target = target;
     this.location = target.text;
+    // `local` and the remote levels already flush the commit locally before answering; only `off` does not.
     this.acceptBegin = raiseSyncCommit ? 'BEGIN; SET LOCAL synchronous_commit TO on' : 'BEGIN';
     this.sql = statements(schema);
   }
