@@ -5,7 +5,6 @@ import { newId } from '../../lib/ids.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import type {
   AcceptedEvent,
-  AttemptOutcome,
   AttemptRow,
   ClaimedRun,
   ClaimOptions,
@@ -18,8 +17,8 @@ import type {
   StateStore,
   StepResult,
   StepRow,
-  StepStatus,
 } from '../state-store.js';
+import { parseJson, toAttemptRow, toRunRow, toStepRow, type AttemptRecord, type RunRecord, type StepRecord } from '../rows.js';
 import { postgresMigrations } from './migrations.js';
 
 export interface PostgresStoreOptions {
@@ -412,59 +411,7 @@ function storeError(error: unknown, target: Target): unknown {
   return error;
 }
 
-type RunRecord = {
-  id: string;
-  seq: number;
-  integration: string;
-  order_key: string | null;
-  status: RunStatus;
-  available_at: number;
-  lease_owner: string | null;
-  lease_expires_at: number | null;
-  next_step: number;
-  step_count: number | null;
-  replays: number;
-  error_code: string | null;
-  error_message: string | null;
-  error_step: string | null;
-  updated_at: number;
-  finished_at: number | null;
-  event_key: string;
-  type: string | null;
-  source: string;
-  received_at: number;
-  revision: string;
-};
-
 type ClaimRecord = RunRecord & { payload: string; claimed_status: RunStatus };
-
-interface StepRecord {
-  run_id: string;
-  idx: number;
-  step_id: string;
-  status: StepStatus;
-  output: string | null;
-  attempts: number;
-  first_attempt_at: number | null;
-  updated_at: number;
-}
-
-interface AttemptRecord {
-  id: number;
-  run_id: string;
-  step_idx: number;
-  step_id: string;
-  attempt: number;
-  started_at: number;
-  duration_ms: number;
-  outcome: AttemptOutcome;
-  request: string | null;
-  response: string | null;
-  status: number | null;
-  error_code: string | null;
-  error_message: string | null;
-  retry_at: number | null;
-}
 
 const maxListLimit = 1000;
 const defaultListLimit = 50;
@@ -615,7 +562,7 @@ export class PostgresStore implements StateStore {
           steps.set(row.run_id, list);
         }
         return claimed.map((row) => ({
-          run: toRunRow(row),
+          run: toRunRow(row, row),
           payload: parseJson(row.payload),
           steps: steps.get(row.id) ?? [],
           resumedAfterLoss: row.claimed_status === 'running',
@@ -715,7 +662,7 @@ export class PostgresStore implements StateStore {
 
   async getRun(runId: string): Promise<RunRow | undefined> {
     const row = (await this.run(() => query<RunRecord>(this.pool, this.sql.selectRun, [runId]))).rows[0];
-    return row === undefined ? undefined : toRunRow(row);
+    return row === undefined ? undefined : toRunRow(row, row);
   }
 
   async getSteps(runId: string): Promise<readonly StepRow[]> {
@@ -747,7 +694,7 @@ export class PostgresStore implements StateStore {
     if (filter.beforeSeq !== undefined) add((p) => `r.seq < ${p}`, filter.beforeSeq);
     values.push(limit);
     const text = `${this.sql.selectRuns.text} ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY r.seq DESC LIMIT $${values.length}`;
-    return (await this.run(() => query<RunRecord>(this.pool, text, values))).rows.map(toRunRow);
+    return (await this.run(() => query<RunRecord>(this.pool, text, values))).rows.map((row) => toRunRow(row, row));
   }
 
   async countRuns(): Promise<readonly RunCounts[]> {
@@ -1052,66 +999,4 @@ function prepared<T extends Record<string, string>>(texts: T): { readonly [K in 
 
 function toJson(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value) ?? null;
-}
-
-function parseJson(text: string | null): unknown {
-  return text === null ? undefined : JSON.parse(text);
-}
-
-function toRunRow(row: RunRecord): RunRow {
-  return {
-    id: row.id,
-    integration: row.integration,
-    eventKey: row.event_key,
-    eventType: row.type ?? undefined,
-    source: row.source,
-    seq: row.seq,
-    status: row.status,
-    revision: row.revision,
-    orderKey: row.order_key ?? undefined,
-    receivedAt: row.received_at,
-    updatedAt: row.updated_at,
-    availableAt: row.available_at,
-    finishedAt: row.finished_at ?? undefined,
-    nextStep: row.next_step,
-    stepCount: row.step_count ?? undefined,
-    replays: row.replays,
-    errorCode: row.error_code ?? undefined,
-    errorMessage: row.error_message ?? undefined,
-    errorStep: row.error_step ?? undefined,
-    leaseOwner: row.lease_owner ?? undefined,
-    leaseExpiresAt: row.lease_expires_at ?? undefined,
-  };
-}
-
-function toStepRow(row: StepRecord): StepRow {
-  return {
-    runId: row.run_id,
-    index: row.idx,
-    stepId: row.step_id,
-    status: row.status,
-    output: parseJson(row.output),
-    attempts: row.attempts,
-    firstAttemptAt: row.first_attempt_at ?? undefined,
-    updatedAt: row.updated_at,
-  };
-}
-
-function toAttemptRow(row: AttemptRecord): AttemptRow {
-  return {
-    id: row.id,
-    runId: row.run_id,
-    stepId: row.step_id,
-    stepIndex: row.step_idx,
-    attempt: row.attempt,
-    startedAt: row.started_at,
-    durationMs: row.duration_ms,
-    outcome: row.outcome,
-    request: parseJson(row.request),
-    response: parseJson(row.response),
-    status: row.status ?? undefined,
-    errorCode: row.error_code ?? undefined,
-    errorMessage: row.error_message ?? undefined,
-    retryAt: row.retry_at ?? undefined,
-  };
 }

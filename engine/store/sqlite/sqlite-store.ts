@@ -6,7 +6,6 @@ import { systemClock, type Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
 import type {
   AcceptedEvent,
-  AttemptOutcome,
   AttemptRow,
   ClaimedRun,
   ClaimOptions,
@@ -19,8 +18,8 @@ import type {
   StateStore,
   StepResult,
   StepRow,
-  StepStatus,
 } from '../state-store.js';
+import { parseJson, toAttemptRow, toRunRow, toStepRow, type AttemptRecord, type EventColumns, type RunColumns, type RunRecord, type StepRecord } from '../rows.js';
 import { migrations, type Migration } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -174,65 +173,10 @@ function sqliteReason(error: unknown, file: string): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** The columns of `runs` that a RunRow shows. */
-interface RunPart {
-  id: string;
+/** An event row as a claim reads it: the columns a RunRow shows, its seq and its payload. */
+interface EventPart extends EventColumns {
   seq: number;
-  integration: string;
-  order_key: string | null;
-  status: RunStatus;
-  available_at: number;
-  lease_owner: string | null;
-  lease_expires_at: number | null;
-  next_step: number;
-  step_count: number | null;
-  replays: number;
-  error_code: string | null;
-  error_message: string | null;
-  error_step: string | null;
-  updated_at: number;
-  finished_at: number | null;
-}
-
-/** The columns of `events` that a RunRow shows. */
-interface EventPart {
-  seq: number;
-  event_key: string;
-  type: string | null;
-  source: string;
-  received_at: number;
-  revision: string;
   payload: string;
-}
-
-type RunRecord = RunPart & Omit<EventPart, 'payload'>;
-
-interface StepRecord {
-  run_id: string;
-  idx: number;
-  step_id: string;
-  status: StepStatus;
-  output: string | null;
-  attempts: number;
-  first_attempt_at: number | null;
-  updated_at: number;
-}
-
-interface AttemptRecord {
-  id: number;
-  run_id: string;
-  step_idx: number;
-  step_id: string;
-  attempt: number;
-  started_at: number;
-  duration_ms: number;
-  outcome: AttemptOutcome;
-  request: string | null;
-  response: string | null;
-  status: number | null;
-  error_code: string | null;
-  error_message: string | null;
-  retry_at: number | null;
 }
 
 interface EventParams {
@@ -675,8 +619,8 @@ export class SqliteStore implements StateStore {
     if (chosen.length === 0) return [];
     chosen.sort((a, b) => a.seq - b.seq);
     const seqs = JSON.stringify(chosen.map((candidate) => candidate.seq));
-    const runs = new Map<number, RunPart>();
-    for (const run of this.takeLeases.all({ owner: options.owner, until: options.now + options.leaseMs, now: options.now, seqs }) as RunPart[]) {
+    const runs = new Map<number, RunColumns>();
+    for (const run of this.takeLeases.all({ owner: options.owner, until: options.now + options.leaseMs, now: options.now, seqs }) as RunColumns[]) {
       runs.set(run.seq, run);
     }
     const events = new Map<number, EventPart>();
@@ -890,67 +834,4 @@ function toEventParams(event: NewEvent): EventParams {
 
 function toJson(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value) ?? null;
-}
-
-function parseJson(text: string | null): unknown {
-  return text === null ? undefined : JSON.parse(text);
-}
-
-/** Builds a RunRow from a run's columns and its event's (one joined row can be both). */
-function toRunRow(row: RunPart, event: Omit<EventPart, 'payload'>): RunRow {
-  return {
-    id: row.id,
-    integration: row.integration,
-    eventKey: event.event_key,
-    eventType: event.type ?? undefined,
-    source: event.source,
-    seq: row.seq,
-    status: row.status,
-    revision: event.revision,
-    orderKey: row.order_key ?? undefined,
-    receivedAt: event.received_at,
-    updatedAt: row.updated_at,
-    availableAt: row.available_at,
-    finishedAt: row.finished_at ?? undefined,
-    nextStep: row.next_step,
-    stepCount: row.step_count ?? undefined,
-    replays: row.replays,
-    errorCode: row.error_code ?? undefined,
-    errorMessage: row.error_message ?? undefined,
-    errorStep: row.error_step ?? undefined,
-    leaseOwner: row.lease_owner ?? undefined,
-    leaseExpiresAt: row.lease_expires_at ?? undefined,
-  };
-}
-
-function toStepRow(row: StepRecord): StepRow {
-  return {
-    runId: row.run_id,
-    index: row.idx,
-    stepId: row.step_id,
-    status: row.status,
-    output: parseJson(row.output),
-    attempts: row.attempts,
-    firstAttemptAt: row.first_attempt_at ?? undefined,
-    updatedAt: row.updated_at,
-  };
-}
-
-function toAttemptRow(row: AttemptRecord): AttemptRow {
-  return {
-    id: row.id,
-    runId: row.run_id,
-    stepId: row.step_id,
-    stepIndex: row.step_idx,
-    attempt: row.attempt,
-    startedAt: row.started_at,
-    durationMs: row.duration_ms,
-    outcome: row.outcome,
-    request: parseJson(row.request),
-    response: parseJson(row.response),
-    status: row.status ?? undefined,
-    errorCode: row.error_code ?? undefined,
-    errorMessage: row.error_message ?? undefined,
-    retryAt: row.retry_at ?? undefined,
-  };
 }
