@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { PatchbayError } from '../diag/errors.js';
 import { Executor, type SubmittedEvent } from '../executor/executor.js';
 import { maskCredentials } from '../lib/credentials.js';
 import { didYouMean } from '../lib/did-you-mean.js';
@@ -72,8 +73,13 @@ export async function runEnqueue(argv: readonly string[], io: CliIO): Promise<nu
   try {
     events = readEvents(parsed.values.event === '-' ? readFileSync(0, 'utf8') : readFileSync(resolve(io.cwd, parsed.values.event), 'utf8'));
   } catch (error) {
-    io.stderr.write(`patchbay enqueue: ${error instanceof Error ? error.message : String(error)}\n`);
-    return error instanceof SyntaxError ? ExitCode.problems : ExitCode.usage;
+    if (error instanceof SyntaxError) {
+      io.stderr.write(`patchbay enqueue: ${error.message}\n`);
+      return ExitCode.problems;
+    }
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    io.stderr.write(`patchbay enqueue: cannot read the event file ${parsed.values.event} (${code}) [PB_IO]\n`);
+    return ExitCode.usage;
   }
   if (parsed.values.key !== undefined && events.length !== 1) return usage(io, '--key names the key of a single event; the file holds several');
 
@@ -95,11 +101,18 @@ export async function runEnqueue(argv: readonly string[], io: CliIO): Promise<nu
     const submitted = events.map((payload) => toSubmitted(plan, payload, parsed.values.key, parsed.values.type));
     let accepted = 0;
     const runs: { runId: string; accepted: boolean }[] = [];
-    for (let start = 0; start < submitted.length; start += batchSize) {
-      for (const result of await executor.submit(submitted.slice(start, start + batchSize))) {
-        runs.push({ runId: result.runId, accepted: result.accepted });
-        if (result.accepted) accepted += 1;
+    try {
+      for (let start = 0; start < submitted.length; start += batchSize) {
+        for (const result of await executor.submit(submitted.slice(start, start + batchSize))) {
+          runs.push({ runId: result.runId, accepted: result.accepted });
+          if (result.accepted) accepted += 1;
+        }
       }
+    } catch (error) {
+      if (!(error instanceof PatchbayError)) throw error;
+      // Batches before the failing one stay accepted; say how far it got.
+      io.stderr.write(`patchbay enqueue: ${maskCredentials(error.message)} [${error.code}] (${accepted} event(s) accepted before this)\n`);
+      return error.code === 'PB_INTEGRATION_DISABLED' ? ExitCode.problems : ExitCode.usage;
     }
     if (format === 'json') {
       io.stdout.write(`${JSON.stringify({ integration: integrationName, accepted, duplicates: runs.length - accepted, runs }, null, 2)}\n`);
@@ -118,27 +131,40 @@ function usage(io: CliIO, message: string): number {
   return ExitCode.usage;
 }
 
-/** One JSON value, or JSON lines. Throws SyntaxError naming the line. */
+/**
+ * One JSON value, or JSON lines. Throws SyntaxError naming the line (and column) of the problem:
+ * when the first line is not JSON on its own, the text is taken as one (pretty-printed) value.
+ */
 function readEvents(text: string): unknown[] {
-  const trimmed = text.trim();
-  if (trimmed === '') throw new SyntaxError('the event file is empty');
+  if (text.trim() === '') throw new SyntaxError('the event file is empty');
+  let wholeError: Error;
   try {
-    return [JSON.parse(trimmed) as unknown];
-  } catch {
-    // Not one JSON value: read it as JSON lines below, which reports the failing line.
+    return [JSON.parse(text) as unknown];
+  } catch (error) {
+    wholeError = error as Error;
   }
+  const lines = text.split('\n');
   const events: unknown[] = [];
-  const lines = trimmed.split('\n');
   for (let index = 0; index < lines.length; index += 1) {
     const line = lines[index]!.trim();
     if (line === '') continue;
     try {
       events.push(JSON.parse(line) as unknown);
     } catch (error) {
+      if (events.length === 0) throw new SyntaxError(`the event is not JSON: ${describeJsonError(text, wholeError)}`);
       throw new SyntaxError(`line ${index + 1} is not JSON: ${(error as Error).message}`);
     }
   }
   return events;
+}
+
+/** A JSON.parse error with its position turned into line and column, when the message has one. */
+function describeJsonError(text: string, error: Error): string {
+  const position = /position (\d+)/.exec(error.message);
+  if (position === null) return error.message;
+  const offset = Number(position[1]);
+  const before = text.slice(0, offset).split('\n');
+  return `${error.message} (line ${before.length}, column ${before.at(-1)!.length + 1})`;
 }
 
 function toSubmitted(plan: IntegrationPlan, payload: unknown, key: string | undefined, type: string | undefined): SubmittedEvent {

@@ -100,12 +100,20 @@ export async function runWork(argv: readonly string[], io: CliIO): Promise<numbe
 
   let idleCheck: NodeJS.Timeout | undefined;
   if (parsed.values['until-idle']) {
-    const names = new Set(engine.plan.integrations.keys());
+    // Disabled integrations' runs are not executed, so they do not keep the worker busy.
+    const names = new Set([...engine.plan.integrations.values()].filter((plan) => plan.enabled).map((plan) => plan.name));
     const check = async (): Promise<void> => {
-      const counts = await engine.store.countRuns();
-      const open = counts.some((row) => names.has(row.integration) && row.count > 0 && (row.status === 'queued' || row.status === 'running' || row.status === 'retrying'));
-      if (!open && executor.inFlightCount() === 0) stopRequested();
-      else idleCheck = setTimeout(() => void check(), 100);
+      try {
+        const counts = await engine.store.countRuns();
+        const open = counts.some((row) => names.has(row.integration) && row.count > 0 && (row.status === 'queued' || row.status === 'running' || row.status === 'retrying'));
+        if (!open && executor.inFlightCount() === 0) {
+          stopRequested();
+          return;
+        }
+      } catch (error) {
+        engine.logger.log('warn', 'could not count open runs; looking again', { error: error instanceof Error ? error.message : String(error) });
+      }
+      idleCheck = setTimeout(() => void check(), 100);
     };
     idleCheck = setTimeout(() => void check(), 50);
   }

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { PatchbayError } from '../diag/errors.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { evaluateCondition, evaluateMapping, type MappingLimits } from '../mapping/evaluate.js';
+import type { CallResult } from '../providers/connection.js';
 import type { ProviderFailure } from '../providers/response-reader.js';
-import type { AcceptedEvent, ClaimedRun, NewEvent, RunRow, StateStore, StepResult } from '../store/state-store.js';
+import type { AcceptedEvent, ClaimedRun, NewEvent, RunRow, StateStore, StepResult, StepRow } from '../store/state-store.js';
 import type { ExecutionPlan, IntegrationPlan, StepPlan } from './plan.js';
 import { RateLimiter, type Reservation, type TokenBucket } from './rate-limiter.js';
 import { decideRetry, type RetryDecision } from './retry-policy.js';
@@ -88,6 +90,10 @@ export class Executor {
   private readonly limiter = new RateLimiter();
   private readonly inFlight = new Map<string, number>();
   private readonly tasks = new Set<Promise<void>>();
+  /** Runs this worker is executing now: a claim that hands one back (its lease lapsed while it ran) is ignored. */
+  private readonly executing = new Set<string>();
+  /** Runs whose outcome could not be written nor the run given back; retried at every heartbeat. */
+  private readonly stranded = new Set<string>();
   private readonly abort = new AbortController();
   private running = false;
   private loopDone: Promise<void> | undefined;
@@ -100,7 +106,7 @@ export class Executor {
     this.plan = options.plan;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger;
-    this.owner = options.owner ?? `${hostname()}/${process.pid}/${Date.now()}`;
+    this.owner = options.owner ?? `${hostname()}/${process.pid}/${Date.now()}/${pidNamespace()}`;
     this.leaseMs = options.leaseMs ?? 30_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.maxRateWaitMs = options.maxRateWaitMs ?? 5_000;
@@ -136,6 +142,7 @@ export class Executor {
     const rows: NewEvent[] = [];
     for (const event of events) {
       const plan = this.integrationPlan(event.integration);
+      if (!plan.enabled) throw new PatchbayError('PB_INTEGRATION_DISABLED', `integration "${plan.name}" is disabled (enabled: false): it receives no events`);
       rows.push({
         integration: event.integration,
         eventKey: event.eventKey,
@@ -161,6 +168,12 @@ export class Executor {
       this.store.renewLeases(this.owner, this.clock.now() + this.leaseMs).catch((error: unknown) => {
         this.logger.log('error', 'could not renew leases', { error: errorText(error) });
       });
+      for (const runId of this.stranded) {
+        this.store.deferRun(runId, this.owner, this.clock.now(), this.clock.now()).then(
+          () => this.stranded.delete(runId),
+          (error: unknown) => this.logger.log('error', 'could not give a stranded run back yet', { run: runId, error: errorText(error) }),
+        );
+      }
     }, Math.max(10, Math.floor(this.leaseMs / 3)));
     this.heartbeat.unref();
     this.loopDone = this.loop();
@@ -251,9 +264,11 @@ export class Executor {
       const host = hostname();
       for (const owner of await this.store.leaseOwners(this.clock.now())) {
         if (owner === this.owner) continue;
-        const [ownerHost, pidText] = owner.split('/');
+        const [ownerHost, pidText, , namespace] = owner.split('/');
         const pid = Number(pidText);
-        if (ownerHost !== host || !Number.isInteger(pid) || processExists(pid)) continue;
+        // Only a process this one can see: same host name and same PID namespace (two containers
+        // with one host name each have their own pid 1, 2, …).
+        if (ownerHost !== host || namespace !== pidNamespace() || !Number.isInteger(pid) || processExists(pid)) continue;
         const released = await this.store.releaseLeases(owner, this.clock.now(), true);
         this.logger.log('warn', 'resuming runs of a worker that stopped without finishing them', { owner, runs: released });
       }
@@ -276,6 +291,10 @@ export class Executor {
     if (capacity.size === 0 || (!this.running && this.loopDone !== undefined)) return 0;
     const claimed = await this.store.claimRuns({ owner: this.owner, now: this.clock.now(), leaseMs: this.leaseMs, capacity });
     for (const run of claimed) {
+      // Our own lease lapsed (a stalled event loop, a slow store) while we still execute the run:
+      // the claim handed it back to us; running it twice at once would send its step twice.
+      if (this.executing.has(run.run.id)) continue;
+      this.executing.add(run.run.id);
       const integration = run.run.integration;
       this.inFlight.set(integration, (this.inFlight.get(integration) ?? 0) + 1);
       const task = this.executeRun(run)
@@ -284,13 +303,14 @@ export class Executor {
           this.logger.log('error', 'run stopped by an unexpected error; it resumes when its lease expires', { run: run.run.id, error: errorText(error) });
         })
         .finally(() => {
+          this.executing.delete(run.run.id);
           this.inFlight.set(integration, (this.inFlight.get(integration) ?? 1) - 1);
           this.tasks.delete(task);
           this.wake();
         });
       this.tasks.add(task);
     }
-    return claimed.length;
+    return claimed.filter((run) => this.executing.has(run.run.id)).length;
   }
 
   private settled(run: RunRow, outcome: RunSettled['outcome']): void {
@@ -315,7 +335,8 @@ export class Executor {
       value = await evaluateMapping(plan.orderBy, { event: payload, vars: plan.vars }, this.mappingLimits);
     } catch (error) {
       // Without a key the event is not ordered, which is safe; refusing it would lose it.
-      this.logger.log('warn', 'orderBy failed for an event; it runs unordered', { integration: plan.name, error: errorText(error) });
+      // The code only: the message may quote the raw (not yet redacted) event.
+      this.logger.log('warn', 'orderBy failed for an event; it runs unordered', { integration: plan.name, code: error instanceof PatchbayError ? error.code : 'PB_INTERNAL' });
       return undefined;
     }
     if (value === undefined || value === null || value === '') return undefined;
@@ -339,42 +360,75 @@ export class Executor {
     for (const row of claimed.steps) {
       if (finishedStepStatuses.has(row.status)) context.steps[row.stepId] = { output: row.output, status: row.status };
     }
-    let attempts = claimed.steps.find((row) => row.index === run.nextStep)?.attempts ?? 0;
-    const current = plan.steps[run.nextStep];
-    if (claimed.resumedAfterLoss && current !== undefined) {
+    const changed = revisionMismatch(claimed.steps, plan, run.nextStep);
+    if (changed !== undefined) {
+      // The integration's steps changed under a started run: resuming by position could call a
+      // succeeded step again or skip a new one, so the run stops here, with the reason.
+      const failure = new PatchbayError(
+        'PB_RUN_REVISION_CHANGED',
+        `the integration's steps changed since this run started (${changed}); enqueue the event again to run it on the current steps`,
+      );
+      const index = Math.max(plan.steps.length, ...claimed.steps.map((row) => row.index + 1));
+      const stepId = plan.steps[run.nextStep]?.id ?? claimed.steps.find((row) => row.index === run.nextStep)?.stepId ?? '(removed)';
+      const now = this.clock.now();
+      const ok = await this.write({
+        runId: run.id,
+        owner: this.owner,
+        now,
+        stepIndex: index,
+        stepId,
+        attempt: { startedAt: now, durationMs: 0, outcome: 'dead', errorCode: failure.code, errorMessage: failure.message },
+        step: { status: 'dead' },
+        run: { status: 'dead', errorCode: failure.code, errorMessage: failure.message, errorStep: stepId },
+      });
+      return ok ? 'dead' : 'lost';
+    }
+    const currentRow = claimed.steps.find((row) => row.index === run.nextStep);
+    let attempts = currentRow?.attempts ?? 0;
+    const current = plan.steps[run.nextStep]!;
+    if (claimed.resumedAfterLoss) {
       if (!(await this.store.recordInterrupted(run.id, this.owner, current.index, current.id, this.clock.now()))) return 'lost';
       attempts += 1;
       this.logger.log('warn', 'resuming a run whose worker stopped mid-step; the step is tried again with the same idempotency key', { run: run.id, step: current.id });
     }
     for (let index = run.nextStep; index < plan.steps.length; index += 1) {
       const step = plan.steps[index]!;
-      const result = await this.executeStep(run, plan, step, context, index === run.nextStep ? attempts : 0);
+      const first = index === run.nextStep;
+      const result = await this.executeStep(run, plan, step, context, first ? attempts : 0, first ? currentRow?.firstAttemptAt : undefined);
       if (result !== 'next') return result;
-    }
-    if (run.nextStep >= plan.steps.length) {
-      // Nothing left (the revision now has fewer steps than when the run stopped).
-      const last = plan.steps[plan.steps.length - 1]!;
-      const ok = await this.store.recordStep(this.result(run, last, { startedAt: this.clock.now(), durationMs: 0, outcome: 'skipped' }, { status: 'skipped' }, { status: 'succeeded' }));
-      return ok ? 'succeeded' : 'lost';
     }
     return 'succeeded';
   }
 
-  /** Runs one step to its next state. Returns `next` to go on with the following step, else how the run settled. */
-  private async executeStep(run: RunRow, plan: IntegrationPlan, step: StepPlan, context: RunContext, attempts: number): Promise<StepOutcome | RunSettled['outcome']> {
+  /**
+   * Runs one step to its next state. Returns `next` to go on with the following step, else how
+   * the run settled. `attempts` were already made in this generation (`interrupted` ones
+   * included), the first of them at `firstAttemptAt`.
+   */
+  private async executeStep(
+    run: RunRow,
+    plan: IntegrationPlan,
+    step: StepPlan,
+    context: RunContext,
+    attempts: number,
+    firstAttemptAt: number | undefined,
+  ): Promise<StepOutcome | RunSettled['outcome']> {
     const startedAt = this.clock.now();
     const isLast = step.index === plan.steps.length - 1;
     const onward: StepResult['run'] = isLast ? { status: 'succeeded' } : { status: 'running', nextStep: step.index + 1 };
     const settle = async (written: Promise<boolean>, outcome: StepOutcome | RunSettled['outcome']): Promise<StepOutcome | RunSettled['outcome']> =>
       (await written) ? (outcome === 'next' && isLast ? 'succeeded' : outcome) : 'lost';
+    // maxAge counts from the first attempt of this generation: an event that waited in the queue
+    // (a broken integration, a stopped engine) gets its attempts, and a replay starts afresh.
+    const ageFrom = firstAttemptAt ?? startedAt;
 
     if (attempts >= step.retry.maxAttempts) {
-      // Every allowed attempt was used up by interruptions (a crash loop on this step).
-      const failure = new PatchbayError('PB_RUN_INTERRUPTED', `step "${step.id}": the engine stopped during each of its ${attempts} attempts`);
+      // The last allowed attempt was cut short by the engine stopping (a crash loop on this step).
+      const failure = new PatchbayError('PB_RUN_INTERRUPTED', `step "${step.id}": all ${attempts} attempts are used and the last was interrupted by the engine stopping`);
       return this.finishFailed(run, plan, step, startedAt, attempts, failure, undefined, { retry: false, reason: 'attempts' }, onward, context);
     }
-    if (startedAt > run.receivedAt + step.retry.maxAgeMs) {
-      const failure = new PatchbayError('PB_RUN_EXPIRED', `step "${step.id}": the event is older than the retry policy's maxAge`);
+    if (startedAt > ageFrom + step.retry.maxAgeMs) {
+      const failure = new PatchbayError('PB_RUN_EXPIRED', `step "${step.id}": its first attempt was longer ago than the retry policy's maxAge`);
       return this.finishFailed(run, plan, step, startedAt, attempts, failure, undefined, { retry: false, reason: 'maxAge' }, onward, context);
     }
 
@@ -382,7 +436,7 @@ export class Executor {
     try {
       if (step.condition !== undefined && !(await evaluateCondition(step.condition, context, this.mappingLimits))) {
         context.steps[step.id] = { output: undefined, status: 'skipped' };
-        const written = this.store.recordStep(this.result(run, step, { startedAt, durationMs: this.clock.now() - startedAt, outcome: 'skipped' }, { status: 'skipped' }, onward));
+        const written = this.write(this.result(run, step, { startedAt, durationMs: this.clock.now() - startedAt, outcome: 'skipped' }, { status: 'skipped' }, onward));
         return settle(written, 'next');
       }
       const mapped = await evaluateMapping(step.inputs, context, this.mappingLimits);
@@ -393,28 +447,48 @@ export class Executor {
       return this.finishFailed(run, plan, step, startedAt, attempts, asPatchbayError(error), undefined, { retry: false, reason: 'terminal' }, onward, context);
     }
 
-    const reservation = this.reserve(step, inputs);
-    if (!reservation.granted) {
-      const ok = await this.store.deferRun(run.id, this.owner, reservation.retryAtMs, this.clock.now());
-      return ok ? 'deferred' : 'lost';
+    for (;;) {
+      const reservation = this.reserve(step, inputs);
+      if (!reservation.granted) {
+        const ok = await this.store.deferRun(run.id, this.owner, reservation.retryAtMs, this.clock.now());
+        return ok ? 'deferred' : 'lost';
+      }
+      if (reservation.waitMs === 0) break;
+      await sleep(reservation.waitMs, this.abort.signal);
+      if (this.abort.signal.aborted) {
+        // Stopped before anything was sent: give the run back cleanly (not as interrupted).
+        const ok = await this.store.deferRun(run.id, this.owner, this.clock.now(), this.clock.now());
+        return ok ? 'deferred' : 'lost';
+      }
+      // A pause announced while this call waited (a 429 of another run) is honoured: look again.
+      if (this.limiter.pausedUntil(step.connection.credentialId) <= this.clock.now()) break;
     }
-    if (reservation.waitMs > 0) await sleep(reservation.waitMs, this.abort.signal);
-    if (this.abort.signal.aborted) return 'deferred';
 
     const idempotencyKey = idempotencyKeyOf(run, step);
     const release = step.gate === undefined ? undefined : await this.limiter.gate(step.gate.key, step.gate.limit).acquire();
     const callStartedAt = this.clock.now();
+    let result: CallResult | undefined;
+    let callError: unknown;
     try {
-      const result = await step.connection.call(step.operationName, inputs, {
+      result = await step.connection.call(step.operationName, inputs, {
         idempotencyKey,
         connectTimeoutMs: step.timeouts.connectTimeoutMs,
         headersTimeoutMs: step.timeouts.headersTimeoutMs,
         totalTimeoutMs: step.timeouts.totalTimeoutMs,
         signal: this.abort.signal,
       });
+    } catch (error) {
+      callError = error;
+    } finally {
+      release?.();
+    }
+    // Only the call's own failure is a failed attempt; a failure to record the outcome is not
+    // (see `write`), so a call the provider applied is never classified as failed.
+    if (result !== undefined) {
       const output = plan.redactor.redactStepOutput(step.id, result.output);
-      context.steps[step.id] = { output, status: 'succeeded' };
-      const written = this.store.recordStep(
+      // Later steps of this execution read the answer as it came; after a restart they read it as stored.
+      context.steps[step.id] = { output: result.output, status: 'succeeded' };
+      const written = this.write(
         this.result(
           run,
           step,
@@ -430,27 +504,56 @@ export class Executor {
           onward,
         ),
       );
-      return await settle(written, 'next');
-    } catch (error) {
-      // A shutdown past its deadline: the request may have gone out; the next worker records the
-      // attempt as interrupted and repeats it with the same idempotency key.
-      if (this.abort.signal.aborted) return 'deferred';
-      const failure = asPatchbayError(error);
-      if (failure.retryAfterMs !== undefined && (failure.code === 'PB_HTTP_RATE_LIMITED' || failure.code === 'PB_HTTP_UNAVAILABLE')) {
-        // The provider says the credential is out of budget: every run using it waits, not just this one.
-        for (const bucket of this.bucketsOf(step, inputs)) bucket.bucket.pauseUntil(this.clock.now() + failure.retryAfterMs);
-      }
-      const decision = decideRetry(failure, attempts + 1, step.retry, this.clock.now(), run.receivedAt, this.random);
-      let request: unknown;
+      return settle(written, 'next');
+    }
+    // A shutdown past its deadline: the request may have gone out; the next worker records the
+    // attempt as interrupted and repeats it with the same idempotency key.
+    if (this.abort.signal.aborted) return 'deferred';
+    const failure = asPatchbayError(callError);
+    if (failure.retryAfterMs !== undefined && (failure.code === 'PB_HTTP_RATE_LIMITED' || failure.code === 'PB_HTTP_UNAVAILABLE')) {
+      // The provider says the credential is out of budget: every run using it waits, not just this one.
+      this.limiter.pause(step.connection.credentialId, this.clock.now() + failure.retryAfterMs);
+    }
+    const decision = decideRetry(failure, attempts + 1, step.retry, this.clock.now(), ageFrom, this.random);
+    let request: unknown;
+    try {
+      request = plan.redactor.redactRequest(step.connection.build(step.operationName, inputs, { idempotencyKey }));
+    } catch (buildError) {
+      // The request could not even be built (that is the failure being recorded); store none.
+      void buildError;
+    }
+    return this.finishFailed(run, plan, step, callStartedAt, attempts, failure, request, decision, onward, context);
+  }
+
+  /**
+   * Records an attempt whose outcome is known. A store that is busy or unreachable is tried again
+   * (1 ms to 5 s apart, about 20 s in all) rather than giving up: the call behind the record
+   * happened, and giving up would either repeat it or leave the run leased. If the store still
+   * refuses, the run is given back to the queue when possible and the error is raised; the step
+   * is then repeated with the same idempotency key.
+   */
+  private async write(result: StepResult): Promise<boolean> {
+    let delayMs = 50;
+    for (let attempt = 1; ; attempt += 1) {
       try {
-        request = plan.redactor.redactRequest(step.connection.build(step.operationName, inputs, { idempotencyKey }));
-      } catch (buildError) {
-        // The request could not even be built (that is the failure being recorded); store none.
-        void buildError;
+        return await this.store.recordStep(result);
+      } catch (error) {
+        const transient = error instanceof PatchbayError && error.retry !== 'terminal';
+        if (!transient || attempt >= 8) {
+          this.logger.log('error', 'could not record a step; the run is given back and the step will be repeated with the same idempotency key', {
+            run: result.runId,
+            step: result.stepId,
+            error: errorText(error),
+          });
+          await this.store.deferRun(result.runId, this.owner, this.clock.now(), this.clock.now()).catch((deferError: unknown) => {
+            this.logger.log('error', 'could not give the run back either; it resumes when its lease expires', { run: result.runId, error: errorText(deferError) });
+            this.stranded.add(result.runId);
+          });
+          throw error;
+        }
+        await sleep(delayMs, this.abort.signal);
+        delayMs = Math.min(delayMs * 2, 5_000);
       }
-      return this.finishFailed(run, plan, step, callStartedAt, attempts, failure, request, decision, onward, context);
-    } finally {
-      release?.();
     }
   }
 
@@ -485,19 +588,19 @@ export class Executor {
     };
     if (decision.retry) {
       this.logger.log('info', 'step failed; retrying', { run: run.id, step: step.id, code: failure.code, attempt: attempts + 1, retryInMs: decision.delayMs });
-      const ok = await this.store.recordStep(this.result(run, step, { ...attempt, outcome: 'failed', retryAt: decision.atMs }, { status: 'pending' }, { status: 'retrying', availableAt: decision.atMs }));
+      const ok = await this.write(this.result(run, step, { ...attempt, outcome: 'failed', retryAt: decision.atMs }, { status: 'pending' }, { status: 'retrying', availableAt: decision.atMs }));
       return ok ? 'retrying' : 'lost';
     }
     const why = reasonText(decision, attempts + 1, step.retry.maxAttempts);
     if (step.continueOnError) {
       this.logger.log('warn', 'step failed; continuing (continueOnError)', { run: run.id, step: step.id, code: failure.code });
-      const ok = await this.store.recordStep(this.result(run, step, { ...attempt, outcome: 'dead' }, { status: 'failed' }, onward));
+      const ok = await this.write(this.result(run, step, { ...attempt, outcome: 'dead' }, { status: 'failed' }, onward));
       if (!ok) return 'lost';
       context.steps[step.id] = { output: undefined, status: 'failed' };
       return onward.status === 'succeeded' ? 'succeeded' : 'next';
     }
     this.logger.log('warn', 'run is a dead letter', { run: run.id, step: step.id, code: failure.code, reason: why });
-    const ok = await this.store.recordStep(
+    const ok = await this.write(
       this.result(run, step, { ...attempt, outcome: 'dead' }, { status: 'dead' }, { status: 'dead', errorCode: failure.code, errorMessage: `${message} (${why})`, errorStep: step.id }),
     );
     return ok ? 'dead' : 'lost';
@@ -518,8 +621,10 @@ export class Executor {
   /** Reserves a token in every bucket of the step, or none of them. */
   private reserve(step: StepPlan, inputs: Readonly<Record<string, unknown>>): Reservation {
     const now = this.clock.now();
+    const pausedMs = this.limiter.pausedUntil(step.connection.credentialId) - now;
+    if (pausedMs > this.maxRateWaitMs) return { granted: false, retryAtMs: now + pausedMs };
     const taken: { bucket: TokenBucket; cost: number }[] = [];
-    let waitMs = 0;
+    let waitMs = Math.max(0, pausedMs);
     for (const entry of this.bucketsOf(step, inputs)) {
       const reservation = entry.bucket.reserve(entry.cost, now, this.maxRateWaitMs);
       if (!reservation.granted) {
@@ -544,12 +649,32 @@ interface RunContext {
 /**
  * The idempotency key of a step: the integration, the event's key and the step id, so every
  * attempt — after a retry, a crash or a restart — sends the same key, and a replay of a dead
- * letter (a deliberate new try) sends a new one. Keys longer than 200 characters are hashed
- * (Stripe accepts 255).
+ * letter (a deliberate new try) sends a new one. A key longer than 200 characters (Stripe
+ * accepts 255) or with characters other than letters, digits and `_.:~+=-` is sent as
+ * `pb-<sha256 hex>` instead.
  */
 export function idempotencyKeyOf(run: Pick<RunRow, 'integration' | 'eventKey' | 'replays'>, step: Pick<StepPlan, 'id'>): string {
   const key = `${run.integration}:${run.eventKey}:${step.id}${run.replays > 0 ? `:replay-${run.replays}` : ''}`;
-  return key.length <= 200 ? key : `pb-${createHash('sha256').update(key).digest('hex')}`;
+  // Readable when it is a plain token; otherwise hashed, so a header never carries non-ASCII
+  // (refused by HTTP), spaces, or what an event key made of personal data would reveal.
+  return readableKey.test(key) ? key : `pb-${createHash('sha256').update(key).digest('hex')}`;
+}
+
+const readableKey = /^[A-Za-z0-9_.:~+=-]{1,200}$/;
+
+/**
+ * Why a run's stored steps do not fit the plan it would resume on, or undefined when they do:
+ * every stored step must sit at the same position in the plan under the same id, and the step to
+ * resume must exist.
+ */
+function revisionMismatch(rows: readonly StepRow[], plan: IntegrationPlan, nextStep: number): string | undefined {
+  for (const row of rows) {
+    const planned = plan.steps[row.index];
+    if (planned === undefined) return `step ${row.index + 1}, "${row.stepId}", is gone`;
+    if (planned.id !== row.stepId) return `step ${row.index + 1} was "${row.stepId}" and is now "${planned.id}"`;
+  }
+  if (nextStep >= plan.steps.length) return `the run stopped at step ${nextStep + 1} and the integration now has ${plan.steps.length}`;
+  return undefined;
 }
 
 function reasonText(decision: RetryDecision, attempt: number, maxAttempts: number): string {
@@ -573,6 +698,16 @@ function asPatchbayError(error: unknown): PatchbayError {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** This process's PID namespace (`pid:[4026531836]` on Linux), or `-` where there is none to read. */
+function pidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid').replace(/[^A-Za-z0-9:[\]]/g, '');
+  } catch {
+    // Not Linux (or /proc hidden): host name and pid alone identify the owner.
+    return '-';
+  }
 }
 
 function processExists(pid: number): boolean {

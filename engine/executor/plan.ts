@@ -217,7 +217,8 @@ function limitsOf(connection: ProviderConnection, operation: ProviderOperation, 
     const perMs = parseDurationMs(policy.per);
     if (perMs !== undefined && perMs > 0) {
       limits.push({
-        key: `${connection.credentialId}|policy|${policy.requests}/${perMs}/${policy.burst ?? ''}`,
+        // Keyed by what the limit is, not how it is written: `burst` defaults to `requests`.
+        key: `${connection.credentialId}|policy|${policy.requests}/${perMs}/${policy.burst ?? policy.requests}`,
         spec: { requests: policy.requests, perMs, burst: policy.burst },
         cost: 1,
         keyInput: undefined,

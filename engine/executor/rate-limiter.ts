@@ -108,6 +108,21 @@ export class ConcurrencyGate {
 export class RateLimiter {
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly gates = new Map<string, ConcurrencyGate>();
+  private readonly pauses = new Map<string, number>();
+
+  /**
+   * No call with `credential` starts before `untilMs` (a provider answered 429 or 503 with a
+   * delay). Applies whether or not the credential has any bucket, so it also holds for generic
+   * and imported providers that declare no limit.
+   */
+  pause(credential: string, untilMs: number): void {
+    if (untilMs > (this.pauses.get(credential) ?? 0)) this.pauses.set(credential, untilMs);
+  }
+
+  /** When calls with `credential` may start again (0 when it is not paused). */
+  pausedUntil(credential: string): number {
+    return this.pauses.get(credential) ?? 0;
+  }
 
   /** The bucket for `key`, created with `spec` (a key's spec must not change: put it in the key). */
   bucket(key: string, spec: BucketSpec, nowMs: number): TokenBucket {

@@ -95,7 +95,7 @@ export type Duration2 = string;
  */
 export type Duration3 = string;
 /**
- * No attempt starts later than this after the event was received.
+ * No retry of a step starts later than this after its first attempt (a replayed dead letter counts afresh; an event waiting in the queue is not expired before it is tried).
  */
 export type Duration4 = string;
 /**

@@ -71,6 +71,8 @@ export async function startTestEngine(options: {
   readonly clock?: Clock;
   readonly executor?: Partial<ExecutorOptions>;
   readonly dir?: string;
+  /** The state store's busy timeout. @default the store's */
+  readonly busyTimeoutMs?: number;
   /** Personal-data samples the test put in events, which must not reach the state file or logs. */
   readonly personalData?: readonly string[];
 }): Promise<TestEngine> {
@@ -83,7 +85,7 @@ export async function startTestEngine(options: {
   const logger = new MemoryLogger();
   const plan = await buildExecutionPlan({ integrations: validation.integrations, registry: validation.registry, secrets, clock: options.clock, logger: redactingLogger(logger, new Redactor({ secrets })) });
   const stateFile = join(dir, 'state.db');
-  const store = await openSqliteStore(stateFile);
+  const store = await openSqliteStore(stateFile, options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs });
   let closed = false;
   const executor = new Executor({ store, plan, clock: options.clock, logger: redactingLogger(logger, new Redactor({ secrets })), ...options.executor });
   return {

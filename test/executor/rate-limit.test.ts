@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../engine/lib/clock.js';
 import { ledgerIntegration, startTestEngine, waitForRuns } from './harness.js';
 import { Sink, type Delivery } from './sink.js';
 
@@ -65,5 +66,43 @@ describe('rate limits shared by credential', () => {
     const lastOther = Math.max(...other.deliveries.map((delivery) => delivery.at));
     const lastShared = Math.max(...shared.deliveries.map((delivery) => delivery.at));
     expect(lastOther).toBeLessThan(lastShared - 1_000);
+  });
+});
+
+describe('pauses and limit keys', () => {
+  it('pauses every run of a credential after a 429, even for a provider that declares no limit', async () => {
+    const sink = await new Sink((_delivery, index) => (index === 0 ? { status: 429, headers: { 'retry-after': '60' }, body: '{}' } : undefined)).start();
+    cleanups.push(() => sink.close());
+    const clock = new ManualClock();
+    const engine = await startTestEngine({
+      integrations: { solo: ledgerIntegration({ name: 'solo', origin: sink.origin, steps: step, policy: '    concurrency: { limit: 1 }\n    retry: { jitter: none }' }) },
+      env: { LEDGER_TOKEN: `ldg_test_${randomBytes(8).toString('hex')}`, LEDGER_WEBHOOK_SECRET: 'whsec_test_pause' },
+      clock,
+    });
+    cleanups.push(() => engine.close());
+    await engine.executor.submit([0, 1, 2].map((index) => ({ integration: 'solo', eventKey: `e${index}`, payload: { data: { account: `a${index}`, amount: 1 } } })));
+    await engine.executor.drain();
+    expect(sink.deliveries).toHaveLength(1);
+    // Once the minute has passed, all three go.
+    clock.advance(60_000);
+    await engine.executor.drain();
+    expect(sink.deliveries).toHaveLength(4);
+    expect(await engine.store.countRuns()).toEqual([{ integration: 'solo', status: 'succeeded', count: 3 }]);
+  });
+
+  it('shares a manifest limit between integrations that write the same limit differently', async () => {
+    const sink = await new Sink().start();
+    cleanups.push(() => sink.close());
+    const engine = await startTestEngine({
+      integrations: {
+        one: ledgerIntegration({ name: 'one', origin: sink.origin, steps: step, policy: '    rateLimit: { requests: 10, per: 1s }' }),
+        two: ledgerIntegration({ name: 'two', origin: sink.origin, steps: step, policy: '    rateLimit: { requests: 10, per: 1s, burst: 10 }' }),
+      },
+      env: { LEDGER_TOKEN: `ldg_test_${randomBytes(8).toString('hex')}`, LEDGER_WEBHOOK_SECRET: 'whsec_test_keys' },
+    });
+    cleanups.push(() => engine.close());
+    const keys = ['one', 'two'].map((name) => engine.plan.integrations.get(name)!.steps[0]!.limits.map((limit) => limit.key));
+    expect(keys[0]).toEqual(keys[1]);
+    expect(keys[0]).toHaveLength(1);
   });
 });

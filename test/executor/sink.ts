@@ -17,6 +17,8 @@ export type Scripted =
   | { readonly status: number; readonly headers?: Record<string, string>; readonly body?: string }
   | { readonly reset: true }
   | { readonly stallMs: number }
+  /** Apply the request as usual, but answer only after this long. */
+  | { readonly delayMs: number }
   | undefined;
 
 /**
@@ -34,7 +36,7 @@ export class Sink {
   private readonly server = createServer((req, res) => this.handle(req, res));
   private counter = 0;
 
-  constructor(private readonly script: (delivery: Delivery, index: number) => Scripted = () => undefined) {}
+  constructor(private readonly script: (delivery: Delivery, index: number) => Scripted | Promise<Scripted> = () => undefined) {}
 
   async start(): Promise<this> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
@@ -74,7 +76,16 @@ export class Sink {
         at: Date.now(),
       };
       const index = this.deliveries.push(delivery) - 1;
-      const scripted = this.script(delivery, index);
+      void Promise.resolve(this.script(delivery, index)).then((scripted) => this.answer(req, res, delivery, scripted));
+    });
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse, delivery: Delivery, scripted: Scripted): void {
+    {
+      if (scripted !== undefined && 'delayMs' in scripted) {
+        setTimeout(() => this.answer(req, res, delivery, undefined), scripted.delayMs);
+        return;
+      }
       if (scripted !== undefined) {
         if ('reset' in scripted) {
           req.socket.destroy();
@@ -99,6 +110,6 @@ export class Sink {
       }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(answer);
-    });
+    }
   }
 }
