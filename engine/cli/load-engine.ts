@@ -6,7 +6,7 @@ import type { Logger } from '../lib/log.js';
 import { Redactor, redactingLogger } from '../lib/redact.js';
 import { SecretSet } from '../lib/secrets.js';
 import { validateManifests, type ValidationResult } from '../manifest/validate.js';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import { openStateStore } from '../store/open-store.js';
 import type { StateStore } from '../store/state-store.js';
 import { ExitCode, type CliIO } from './main.js';
 import { statePath } from './state-path.js';
@@ -96,7 +96,7 @@ export async function loadEngine(options: LoadEngineOptions, io: CliIO): Promise
   const plan = await buildExecutionPlan({ integrations: validation.integrations, registry: validation.registry, secrets, logger });
   let store: StateStore;
   try {
-    store = await openSqliteStore(options.statePath);
+    store = await openStateStore(options.statePath);
   } catch (error) {
     await plan.close();
     throw error;

@@ -5,7 +5,7 @@ import { sanitizeText } from '../diag/diagnostic.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { didYouMean } from '../lib/did-you-mean.js';
 import { formatDurationMs, parseDurationMs } from '../lib/duration.js';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import { isPostgresLocation, openStateStore } from '../store/open-store.js';
 import { RunStatus, type AttemptRow, type RunFilter, type RunRow, type StateStore, type StepRow } from '../store/state-store.js';
 import { formatTable } from './list-command.js';
 import { ExitCode, type CliIO } from './main.js';
@@ -200,6 +200,7 @@ function report(io: CliIO, command: string, format: Format, error: PatchbayError
  */
 async function openState(io: CliIO, command: string, format: Format, flag: unknown): Promise<StateStore | number> {
   const path = statePath(typeof flag === 'string' ? flag : undefined, io.cwd, io.env);
+  if (isPostgresLocation(path)) return openOrReport(io, command, format, path);
   let isFile: boolean;
   try {
     isFile = statSync(path).isFile();
@@ -211,12 +212,18 @@ async function openState(io: CliIO, command: string, format: Format, flag: unkno
     return report(io, command, format, new PatchbayError('PB_IO', `cannot read the state file ${path}: ${code ?? String(error)}`, { cause: error }), ExitCode.usage);
   }
   if (!isFile) return report(io, command, format, new PatchbayError('PB_IO', `the state path ${path} is not a file; pass the database file with --state`), ExitCode.usage);
+  return openOrReport(io, command, format, path);
+}
+
+async function openOrReport(io: CliIO, command: string, format: Format, location: string): Promise<StateStore | number> {
   try {
-    return await openSqliteStore(path);
+    return await openStateStore(location);
   } catch (error) {
     if (error instanceof PatchbayError) return report(io, command, format, error, ExitCode.usage);
     const reason = error instanceof Error ? error.message : String(error);
-    return report(io, command, format, new PatchbayError('PB_IO', `cannot open the state file ${path}: ${reason}`, { cause: error }), ExitCode.usage);
+    // A non-Patchbay error could quote a URL; say which kind of store only.
+    const what = isPostgresLocation(location) ? 'the PostgreSQL state store' : `the state file ${location}`;
+    return report(io, command, format, new PatchbayError('PB_IO', `cannot open ${what}: ${isPostgresLocation(location) ? 'unexpected error' : reason}`, { cause: error }), ExitCode.usage);
   }
 }
 
