@@ -165,7 +165,7 @@ export const codes = {
   PB_RUN_INTERRUPTED: entry('error', 'The engine stopped (crash, kill, power loss) while an attempt was in flight; the attempt counts and the step is retried with the same idempotency key.', 'transient'),
 
   // State store.
-  PB_STATE_UNREADABLE: entry('error', 'The state database cannot be opened: not a SQLite file, another program\'s database, no permission, or a file system without write-ahead logging.'),
+  PB_STATE_UNREADABLE: entry('error', 'The state store cannot be opened: not a SQLite file, another program\'s database or schema, no permission, a file system without write-ahead logging, or a PostgreSQL server that cannot be reached or refuses the login.'),
   PB_STATE_TOO_NEW: entry('error', 'The state database was migrated by a newer Patchbay than this one: upgrade patchbay.'),
   PB_STATE_BUSY: entry('error', 'Another process held the state database\'s write lock for longer than the busy timeout.', 'transient'),
   PB_STATE_FULL: entry('error', 'The state database reached its size limit or the disk is full: purge old runs or free space.', 'transient'),
