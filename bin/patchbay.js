@@ -1,6 +1,15 @@
 #!/usr/bin/env node
 // Thin launcher: the compiled CLI lives in dist/ (built by `npm ci` through `prepare`).
-import { main } from '../dist/cli/main.js';
+import { setFlagsFromString } from 'node:v8';
+
+// Before anything else loads: a regular expression that backtracks too much (`/^(a|aa)+$/` on
+// 45 characters of event data backtracks for 90 s) switches to V8's linear-time engine when that
+// engine can run it. V8 reads the flag when a regular expression runs, and the engine sets it
+// again when its mapping module loads (engine/mapping/evaluate.ts), for embedders without this
+// launcher. Static imports would run first, hence the dynamic import below.
+setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+
+const { main } = await import('../dist/cli/main.js');
 
 // `patchbay validate | head` closes the pipe early: that is the reader's choice, not an error.
 for (const stream of [process.stdout, process.stderr]) {

@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import jsonata from 'jsonata';
 import type { Code } from '../diag/codes.js';
 import { PatchbayError } from '../diag/errors.js';
@@ -25,10 +26,31 @@ import { conditionExpression, parseTemplate } from './template.js';
  * built-ins can allocate or loop far beyond the limits in one call, so safer versions replace them:
  * `$pad` (the width allocates), `$join`, `$string` and `$clone` (their output is measured
  * first), `$distinct` (quadratic in JSONata), `$keys` and `$spread` (work grows with the sum of
- * keys); `$eval` is refused (it would bypass compile-time checks), the range operator is capped
- * at `maxItems`, and regular expressions that repeat a repeated group (`(a+)+`, which can
- * backtrack for hours on one short string, and which no clock check can interrupt) are refused
- * at compile time.
+ * keys); `$eval` is refused (it would bypass compile-time checks), and the range operator is
+ * capped at `maxItems`.
+ *
+ * Regular expressions get their own defences, since V8 runs one `exec` to its end and no clock
+ * check can interrupt it: `/^(a|aa)+$/` on 45 characters of event data backtracked for 90 s
+ * (measured), and `/\s*x\s*$/` on 100,000 spaces takes 6 s. In layers:
+ *
+ * 1. Loading this module turns on V8's linear-time engine process-wide (`setRegExpEngineFlags`):
+ *    `--enable-experimental-regexp-engine-on-excessive-backtracks` makes any regular expression
+ *    the engine can run in linear time switch to it after 50,000 backtracks (the 45-character case
+ *    above: 90 s to 2 ms), and `--enable-experimental-regexp-engine` lets this module ask for
+ *    that engine from the start (the `l` flag). The CLI sets the first flag before anything else
+ *    loads; an engine embedded without the CLI gets both here. V8 reads them when a regular
+ *    expression runs, so expressions compiled earlier are covered too.
+ * 2. Every mapping regular expression runs on the linear engine from its first step when V8 can
+ *    run it there (prepared once per compiled expression, handed to JSONata as its
+ *    `RegexEngine`): quadratic patterns stay linear too (`/\s*x\s*$/` on 100,000 spaces: 6 s
+ *    to 50 ms). V8's linear engine cannot run backreferences, lookaheads, case-insensitive
+ *    (`/…/i`) patterns, or large counted repetitions (`a{1000}`), nor lookbehinds before Node 22:
+ *    those run on the backtracking engine, unprotected by layers 1 and 2.
+ * 3. A regular expression refuses to run on a string longer than `maxRegexInputLength`
+ *    (PB_MAPPING_TOO_LARGE), whatever calls it (`$match`, `$contains`, `$replace`, `$split`, or
+ *    the regex value called as a function), so even the linear engine's time is bounded.
+ * 4. Patterns that repeat a repeated group (`(a+)+`, the classic exponential form) are refused at
+ *    compile time with PB_MAPPING_UNSAFE_REGEX, whichever engine would run them.
  */
 
 /**
@@ -61,6 +83,13 @@ export interface MappingLimits {
    * in full). Exceeding it throws PB_MAPPING_TOO_LARGE. @default 33_554_432
    */
   readonly maxResultLength?: number;
+  /**
+   * Characters in a string a regular expression is run on (`$match`, `$contains`, `$replace`,
+   * `$split` with a regex, or the regex called as a function): even in linear time, a long
+   * subject holds the event loop in one uninterruptible step. Exceeding it throws
+   * PB_MAPPING_TOO_LARGE. @default 100_000
+   */
+  readonly maxRegexInputLength?: number;
 }
 
 /** The limits used when a call does not set them. */
@@ -70,7 +99,69 @@ export const defaultMappingLimits: Readonly<Required<MappingLimits>> = Object.fr
   maxStringLength: 1_048_576,
   maxItems: 100_000,
   maxResultLength: 33_554_432,
+  maxRegexInputLength: 100_000,
 });
+
+// Layer 1 of the regular-expression defences (see the module comment). Process-wide on purpose:
+// the fallback protects every regular expression of the engine, not only mappings. Setting a
+// flag again is harmless, and the backtrack threshold is left at V8's default (50,000): that
+// count includes every failed start position, so a lower one would move ordinary scans of long
+// strings in every library onto the linear engine, which is about a hundred times slower per
+// character than the backtracking one on input that does not backtrack.
+setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+setFlagsFromString('--enable-experimental-regexp-engine');
+
+/** Whether this V8 knows the `l` flag (it could drop the experimental flag some day). */
+const linearFlag = ((): string => {
+  try {
+    return new RegExp('a', 'l').flags.includes('l') ? 'l' : '';
+  } catch {
+    // No such flag in this V8: mapping regular expressions run on the backtracking engine,
+    // still with the fallback (if V8 kept it), the subject length limit and the compile check.
+    return '';
+  }
+})();
+
+/**
+ * The form of each compiled mapping regular expression that runs: the same pattern and flags
+ * plus `l` when V8 can run it in linear time, else the pattern itself. Keyed by the RegExp in
+ * JSONata's AST, which JSONata hands to its `RegexEngine` on every evaluation.
+ */
+const runnableRegExps = new WeakMap<RegExp, RegExp>();
+
+function runnableRegExp(pattern: RegExp): RegExp {
+  let runnable = runnableRegExps.get(pattern);
+  if (runnable === undefined) {
+    runnable = pattern;
+    if (linearFlag !== '') {
+      try {
+        runnable = new RegExp(pattern.source, pattern.flags + linearFlag);
+      } catch {
+        // "Cannot be executed in linear time" (a backreference, a lookahead, `i`, a large
+        // counted repetition): it runs as written, on the backtracking engine.
+      }
+    }
+    runnableRegExps.set(pattern, runnable);
+  }
+  return runnable;
+}
+
+/** A mapping's regular expression: refuses subjects over the limit, then runs as RegExp does. */
+class LimitedRegExp extends RegExp {
+  constructor(
+    pattern: RegExp,
+    private readonly state: EvaluationState,
+  ) {
+    super(pattern);
+  }
+
+  override exec(subject: string): RegExpExecArray | null {
+    if (subject.length > this.state.maxRegexInputLength) {
+      tooLarge(this.state, `a regular expression is applied to a string of ${subject.length} characters; the limit is ${this.state.maxRegexInputLength}`);
+    }
+    return super.exec(subject);
+  }
+}
 
 /** The longest expression compiled, as the manifest validation allows (PB_EXPR_TOO_LONG). */
 const maxExpressionLength = 10_000;
@@ -273,11 +364,14 @@ function prepareAst(root: AstNode, field: string): void {
       continue;
     }
     const ast = node as AstNode;
-    if (ast.type === 'regex' && ast.value instanceof RegExp && repeatsRepeatedGroup(ast.value.source)) {
-      throw new PatchbayError(
-        'PB_MAPPING_UNSAFE_REGEX',
-        `${field}: the regular expression /${clip(ast.value.source)}/ repeats a group that itself repeats, which can take exponential time; rewrite it without the nested repetition`,
-      );
+    if (ast.type === 'regex' && ast.value instanceof RegExp) {
+      if (repeatsRepeatedGroup(ast.value.source)) {
+        throw new PatchbayError(
+          'PB_MAPPING_UNSAFE_REGEX',
+          `${field}: the regular expression /${clip(ast.value.source)}/ repeats a group that itself repeats, which can take exponential time; rewrite it without the nested repetition`,
+        );
+      }
+      runnableRegExp(ast.value);
     }
     if (ast.type === 'binary') {
       const mark = ast.value === '&' ? 'string' : ast.value === '=' || ast.value === '!=' || ast.value === 'in' ? 'result' : undefined;
@@ -359,7 +453,10 @@ interface EvaluationState {
   readonly maxStringLength: number;
   readonly maxItems: number;
   readonly maxResultLength: number;
+  readonly maxRegexInputLength: number;
   readonly bindings: Record<string, unknown>;
+  /** Replaces JSONata's per-evaluation RegExp constructor: the linear form of each pattern, with the subject limit. */
+  readonly regexEngine: new (pattern: RegExp) => RegExp;
   /** Replaces JSONata's per-evaluation options: its range operator and `$append` refuse sequences longer than this. */
   readonly jsonataOptions: { readonly sequence: number };
   /** Replaces JSONata's per-evaluation sequence factory: sequences that refuse to grow past `maxItems`. */
@@ -377,6 +474,7 @@ interface BaseFrame {
   depth: number;
   options: unknown;
   createSequence: (...items: unknown[]) => unknown[];
+  RegexEngine: new (pattern: RegExp) => RegExp;
   lookup(name: string): unknown;
   [stateKey]?: EvaluationState;
 }
@@ -401,7 +499,12 @@ function newState(limits: MappingLimits = {}): EvaluationState {
     maxStringLength: limits.maxStringLength ?? defaultMappingLimits.maxStringLength,
     maxItems,
     maxResultLength: limits.maxResultLength ?? defaultMappingLimits.maxResultLength,
+    maxRegexInputLength: limits.maxRegexInputLength ?? defaultMappingLimits.maxRegexInputLength,
     bindings: {},
+    // JSONata calls it with `new`: returning an object from a constructor makes that the result.
+    regexEngine: function (pattern: RegExp) {
+      return new LimitedRegExp(runnableRegExp(pattern), state);
+    } as unknown as new (pattern: RegExp) => RegExp,
     jsonataOptions: { sequence: maxItems },
     createSequence(...items: unknown[]): unknown[] {
       const sequence = [] as unknown[] & { sequence?: boolean };
@@ -425,10 +528,12 @@ function stateOf(base: BaseFrame): EvaluationState {
   const state = base.lookup(stateBinding) as EvaluationState | undefined;
   if (state === undefined) throw new Error('a mapping expression was evaluated without its limits (evaluate it through evaluateMapping)');
   base[stateKey] = state;
-  // JSONata reads `base.options` when it allocates a range or appends, and makes every sequence
-  // with `base.createSequence`: both become this evaluation's.
+  // JSONata reads `base.options` when it allocates a range or appends, makes every sequence
+  // with `base.createSequence`, and every regular expression with `base.RegexEngine`: all three
+  // become this evaluation's.
   base.options = state.jsonataOptions;
   base.createSequence = state.createSequence;
+  base.RegexEngine = state.regexEngine;
   return state;
 }
 

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import jsonata from 'jsonata';
 import { describe, expect, it } from 'vitest';
 import {
   compileCondition,
@@ -367,6 +368,87 @@ describe('evaluateMapping: limits stop hostile expressions while other evaluatio
       pretty: '{\n  "a": 1\n}',
       keys: ['a', 'b'],
       spread: [{ a: 1 }, { b: 2 }],
+    });
+  });
+});
+
+describe('evaluateMapping: regular expressions run in bounded time on event data', () => {
+  /** 44 letters and a near miss: the backtracking engine tries every split of them (90 s measured). */
+  const nearMiss = `${'a'.repeat(44)}b`;
+
+  const timed = async <T>(run: () => Promise<T> | T): Promise<{ value: T; ms: number }> => {
+    const started = performance.now();
+    const value = await run();
+    return { value, ms: performance.now() - started };
+  };
+
+  it('runs an ambiguous alternation on a 45-character near miss in milliseconds', async () => {
+    const { value, ms } = await timed(() => evaluate({ hit: '{{ $contains(event.s, /^(a|aa)+$/) }}' }, undefined, { event: { s: nearMiss } }));
+    expect(value).toEqual({ hit: false });
+    expect(ms).toBeLessThan(1_000);
+  });
+
+  it('has turned on V8\'s linear fallback for every regular expression of the process, JSONata\'s own included', async () => {
+    // Neither goes through the mapping hooks: only the process-wide flag set when the module loaded saves them.
+    const plain = await timed(() => new RegExp('^(a|aa)+$').test(nearMiss));
+    expect(plain.value).toBe(false);
+    expect(plain.ms).toBeLessThan(1_000);
+    const bare = await timed(() => jsonata('$contains(s, /^(a|aa)+$/)').evaluate({ s: nearMiss }));
+    expect(bare.value).toBe(false);
+    expect(bare.ms).toBeLessThan(1_000);
+  });
+
+  it('keeps a quadratic pattern linear on the longest subject allowed', async () => {
+    // On the backtracking engine this takes about 6 s: no start position backtracks enough for the fallback.
+    const { value, ms } = await timed(() => evaluate({ hit: '{{ $contains(event.s, /\\s*x\\s*$/) }}' }, undefined, { event: { s: ' '.repeat(100_000) } }));
+    expect(value).toEqual({ hit: false });
+    expect(ms).toBeLessThan(1_000);
+  });
+
+  it.each([
+    ['$match', '$match(event.s, /a/)'],
+    ['$contains', '$contains(event.s, /x/)'],
+    ['$replace', "$replace(event.s, /b/, 'c')"],
+    ['$split', '$split(event.s, /,/)'],
+    ['a regex called as a function', '/q/(event.s)'],
+    ['a regex held in a variable', "($r := /q/; $replace(event.s, $r, ''))"],
+  ])('refuses to run a regular expression (%s) on a string over 100,000 characters', async (_name, expression) => {
+    const secret = `sk_live_${'z'.repeat(100_001)}`;
+    const error = await rejection(evaluate({ out: `{{ ${expression} }}` }, undefined, { event: { s: secret } }));
+    expect(error.code).toBe('PB_MAPPING_TOO_LARGE');
+    expect(error.message).toMatch(/^with\.out: a regular expression is applied to a string of 100009 characters; the limit is 100000/);
+    expect(error.message).not.toContain('sk_live_');
+  });
+
+  it('lets string patterns through at any length, and takes its limit from the options', async () => {
+    const long = { event: { s: `${'y'.repeat(200_000)},x` } };
+    expect(await evaluate({ has: "{{ $contains(event.s, ',x') }}", parts: "{{ $count($split(event.s, ',')) }}" }, undefined, long)).toEqual({ has: true, parts: 2 });
+    expect(await evaluate('{{ $contains(event.s, /b$/) }}', { maxRegexInputLength: 45 }, { event: { s: nearMiss } })).toBe(true);
+    expect((await rejection(evaluate('{{ $contains(event.s, /b$/) }}', { maxRegexInputLength: 44 }, { event: { s: nearMiss } }))).code).toBe('PB_MAPPING_TOO_LARGE');
+  });
+
+  it('matches as before: groups, flags, global replacement, split and backreferences', async () => {
+    expect(
+      await evaluate({
+        groups: "{{ $match('x-ab-aab', /(a+)b/) }}",
+        replaced: "{{ $replace('a1b22c', /(\\d+)/, '<$1>') }}",
+        split: "{{ $split('a1b2c', /\\d/) }}",
+        caseless: "{{ $contains('ABC', /b/i) }}",
+        multiline: "{{ $match('a\nb', /^b$/m).index }}",
+        backreference: "{{ $contains('abab', /(ab)\\1/) }}",
+        lookahead: "{{ $replace('price: 100usd', /\\d+(?=usd)/, 'N') }}",
+      }),
+    ).toEqual({
+      groups: [
+        { match: 'ab', index: 2, groups: ['a'] },
+        { match: 'aab', index: 5, groups: ['aa'] },
+      ],
+      replaced: 'a<1>b<22>c',
+      split: ['a', 'b', 'c'],
+      caseless: true,
+      multiline: 2,
+      backreference: true,
+      lookahead: 'price: Nusd',
     });
   });
 });
