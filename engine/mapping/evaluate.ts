@@ -235,8 +235,10 @@ export function compileCondition(text: string, path: string): CompiledCondition 
  *
  * Rejects (all terminal, each message naming the field): PB_MAPPING_TIMEOUT,
  * PB_MAPPING_TOO_DEEP, PB_MAPPING_TOO_LARGE (see `MappingLimits`), PB_MAPPING_ERROR for a
- * JSONata run-time error (with its code, e.g. T2001, and position). A PB_MAPPING_ERROR message
- * may quote a value from the input, as JSONata's messages do: redact it before storing it.
+ * JSONata run-time error (with its code, e.g. T2001, and position). No message quotes a value
+ * from `input`: where JSONata's message would (`Unable to cast value to a number: "Jane"`), the
+ * value's type stands in for it (`<string>`), and an `$error`/`$assert` text is kept only when it
+ * is a string literal of the expression. Messages may give lengths and counts of values.
  */
 export async function evaluateMapping(compiled: CompiledMapping, input: unknown, limits?: MappingLimits): Promise<unknown> {
   return evaluateNode(compiled.root, input, newState(limits));
@@ -627,7 +629,8 @@ const saferBuiltins: readonly (readonly [string, FunctionDefinition])[] = [
   saferFunction('pad', function (this: Focus, text: string | undefined, width: number, fill?: string) {
     const state = this.environment.base[stateKey]!;
     const length = Math.abs(Math.trunc(width)) * Math.max(1, fill?.length ?? 1);
-    if (text !== undefined && length > state.maxStringLength) tooLarge(state, `$pad to a width of ${width} exceeds the string limit of ${state.maxStringLength}`);
+    // The width is left out of the message: it may come from the data.
+    if (text !== undefined && length > state.maxStringLength) tooLarge(state, `$pad to a width beyond the string limit of ${state.maxStringLength}`);
     return call('pad', this, [text, width, fill]);
   }),
   saferFunction('join', function (this: Focus, texts: string[] | undefined, separator?: string) {
@@ -774,26 +777,111 @@ async function runExpression(expression: CompiledExpression, input: unknown, sta
   try {
     return await expression.jsonata.evaluate(input, state.bindings);
   } catch (error) {
-    throw mappingError(error, expression, state);
+    throw await mappingError(error, expression, state);
   }
 }
 
-function mappingError(error: unknown, expression: CompiledExpression, state: EvaluationState): PatchbayError {
+/**
+ * The PatchbayError for a failed evaluation. Its message names the field, JSONata's code and
+ * position, and JSONata's message with every value it quoted from the data replaced by that
+ * value's type (`Unable to cast value to a number: <string>`): messages end up in dead-letter
+ * reasons and logs, where a customer's name or a field the manifest redacts must not. The
+ * JSONata error is not kept as the cause either, since it holds the same values.
+ */
+async function mappingError(error: unknown, expression: CompiledExpression, state: EvaluationState): Promise<PatchbayError> {
   if (state.failure !== undefined) return state.failure;
   if (error instanceof PatchbayError) return error;
   const field = expression.field;
   if (error instanceof RangeError) {
     // The engine's own limits on strings, arrays and the stack, met inside a single built-in.
-    if (/call stack/i.test(error.message)) return new PatchbayError('PB_MAPPING_TOO_DEEP', `${field}: the evaluation ran out of stack`, { cause: error });
-    return new PatchbayError('PB_MAPPING_TOO_LARGE', `${field}: the evaluation built a value too large for the runtime (${error.message})`, { cause: error });
+    // Its message is left out: some quote an argument (`Invalid count value: -5`).
+    if (/call stack/i.test(error.message)) return new PatchbayError('PB_MAPPING_TOO_DEEP', `${field}: the evaluation ran out of stack`);
+    return new PatchbayError('PB_MAPPING_TOO_LARGE', `${field}: the evaluation built a value too large for the runtime`);
   }
   const failure = (error ?? {}) as JsonataFailure;
-  const code = typeof failure.code === 'string' ? failure.code : undefined;
-  if (code === 'D2014' || code === 'D2015') {
-    return new PatchbayError('PB_MAPPING_TOO_LARGE', `${field}: JSONata ${code} at position ${String(failure.position)}: a sequence longer than ${state.maxItems} items`, { cause: error });
+  const code = typeof failure.code === 'string' && /^[A-Z]\d{4}$/.test(failure.code) ? failure.code : undefined;
+  if (code === undefined) {
+    // Not one of JSONata's errors (a TypeError inside a built-in, say): its text is anyone's.
+    const kind = error instanceof Error ? error.name : typeof error;
+    return new PatchbayError('PB_MAPPING_ERROR', `${field}: the evaluation failed with ${kind} (its message is not shown: it may quote the data)`);
   }
-  const where = code === undefined ? 'error' : `${code} at position ${String(failure.position)}`;
-  return new PatchbayError('PB_MAPPING_ERROR', `${field}: JSONata ${where}: ${clip(String(failure.message ?? error))}`, { cause: error });
+  const where = `JSONata ${code} at position ${typeof failure.position === 'number' ? failure.position : '?'}`;
+  if (code === 'D2014' || code === 'D2015') {
+    return new PatchbayError('PB_MAPPING_TOO_LARGE', `${field}: ${where}: a sequence longer than ${state.maxItems} items`);
+  }
+  const message = await messageWithoutData(error as Record<string, unknown>, expression.source);
+  return new PatchbayError('PB_MAPPING_ERROR', `${field}: ${where}: ${message === undefined ? 'JSONata gave no message for this code' : clip(message)}`);
+}
+
+/** Fields of a JSONata error that its message templates may insert and that never come from the data. */
+const jsonataSignatureFields = new Set(['code', 'position', 'index', 'type']);
+/** Fields that come from the expression when its source holds them (an operator, a function name, an `$error` text). */
+const jsonataExpressionFields = new Set(['token', 'functionName', 'message']);
+
+/**
+ * JSONata's message for `failure`, rebuilt by JSONata's own templates with each value from the
+ * data stood in for by its type. JSONata inserts an error's fields into its code's template
+ * (`{{value}}` as JSON, `{{{message}}}` as is): a copy of the error whose `value`, `value2`,
+ * `exp`… are markers goes through the same templates (by failing inside a tiny expression), and
+ * the markers then become `<string>`, `<number>`…. An operator or function name, and the text
+ * of `$error`/`$assert`, are kept when the expression's source holds them (they come from the
+ * manifest then); otherwise they are replaced too. Undefined for a code JSONata has no template
+ * for (its message would be whatever the thrower wrote).
+ */
+async function messageWithoutData(failure: Record<string, unknown>, source: string): Promise<string | undefined> {
+  const standIns = new Map<string, string>();
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(failure)) {
+    if (key === 'stack') continue;
+    const value = failure[key];
+    if (jsonataSignatureFields.has(key) && (typeof value === 'string' || typeof value === 'number')) {
+      copy[key] = value;
+    } else if (jsonataExpressionFields.has(key) && typeof value === 'string' && inSource(key, value, source)) {
+      copy[key] = value;
+    } else if (key !== 'message') {
+      const marker = `\uE000${standIns.size}\uE000`;
+      standIns.set(marker, `<${typeOf(value)}>`);
+      copy[key] = marker;
+    } else if (failure.code === 'D3137' || failure.code === 'D3141') {
+      // `$error(text)` and `$assert(cond, text)` make the text the whole message.
+      copy.message = '<a message built from the data>';
+    }
+  }
+  let populated: unknown;
+  try {
+    await templateRunner.evaluate(undefined, {
+      fail: () => {
+        throw copy;
+      },
+    });
+  } catch (thrown) {
+    populated = thrown === copy ? copy.message : undefined;
+  }
+  if (typeof populated !== 'string') return undefined;
+  let message = populated;
+  for (const [marker, standIn] of standIns) message = message.split(`"${marker}"`).join(standIn).split(marker).join(standIn);
+  return message;
+}
+
+/**
+ * Whether the expression's source holds `value`: an operator or function name anywhere (they are
+ * its tokens), a message only as a whole string literal (`$error('no customer')`), since a short
+ * text from the data could occur anywhere in the source by chance.
+ */
+function inSource(key: string, value: string, source: string): boolean {
+  if (value === '') return false;
+  if (key !== 'message') return source.includes(value);
+  return source.includes(`'${value}'`) || source.includes(`"${value}"`);
+}
+
+/** Fails with the error it is given, so JSONata writes that error's message from its template. */
+const templateRunner = jsonata('$fail()');
+
+function typeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (isFunction(value)) return 'function';
+  return typeof value;
 }
 
 /** A whole-template field's value: measured, then made plain JSON. */

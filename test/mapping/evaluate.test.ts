@@ -228,6 +228,44 @@ describe('evaluateMapping: run-time errors', () => {
     expect(error.message).toMatch(/^with\.to: JSONata D3137 at position \d+: no customer$/);
   });
 
+  /** A customer as a provider or webhook sends it: none of these values may reach a message. */
+  const customer = { event: { name: 'Jane Q. Private', email: 'jane.private@example.test', n: 987654321, card: { holder: 'Jane Q. Private', last4: '4242' } } };
+  const customerValues = ['Jane', 'Private', 'jane.private', 'example.test', '987654321', '4242'];
+
+  it.each([
+    ['$number(event.name)', 'D3030', 'Unable to cast value to a number: <string>'],
+    ['-event.email', 'D1002', 'Cannot negate a non-numeric value: <string>'],
+    ['event.name < event.n', 'T2009', 'The values <string> and <number> either side of operator "<" must be of the same data type'],
+    ['{ event.email: 1, event.email: 2 }', 'D1009', 'Multiple key definitions evaluate to same key: <string>'],
+    ['{ event.n: event.name }', 'T1003', 'Key in object structure must evaluate to a string; got: <number>'],
+    ['$sqrt(-event.n)', 'D3060', 'The sqrt function cannot be applied to a negative number: <number>'],
+    ['$power(event.n, 99)', 'D3061', 'base=<number>, exponent=<number>'],
+    ['$toMillis(event.email)', 'D3110', 'ISO 8601 formatted timestamp. Given <string>'],
+    ['$formatInteger(event.n, event.card.holder)', 'D3130', 'a sequence starting with <string> is not'],
+    ['$decodeUrl(event.name & "%E0%A4%A")', 'D3140', 'Malformed URL passed to $decodeUrl(): <string>'],
+    ['$error(event.email)', 'D3137', '<a message built from the data>'],
+    ["$error('no card for ' & event.card.holder)", 'D3137', '<a message built from the data>'],
+    ['$assert(false, event.name)', 'D3141', '<a message built from the data>'],
+    ['$substring(event.card)', 'T0410', 'Argument 1 of function "substring" does not match'],
+  ])('never quotes a value from the data: %s', async (expression, code, text) => {
+    const error = await rejection(evaluate({ out: `{{ ${expression} }}` }, undefined, customer));
+    expect(error.code).toBe('PB_MAPPING_ERROR');
+    expect(error.message).toMatch(new RegExp(`^with\\.out: JSONata ${code} at position \\d+: `));
+    expect(error.message).toContain(text);
+    for (const value of customerValues) expect(error.message).not.toContain(value);
+    // JSONata's error holds the values too: it is not kept as the cause.
+    expect(error.cause).toBeUndefined();
+  });
+
+  it('keeps an $error text that the expression spells out, and leaves a width from the data out of a $pad message', async () => {
+    expect((await rejection(evaluate('{{ $error("Jane has no account") }}', undefined, customer))).message).toMatch(/: Jane has no account$/);
+    // The text of `$error(event.x)` also occurs in the source by chance; only a whole literal counts.
+    expect((await rejection(evaluate({ out: '{{ $error(event.x) }}' }, undefined, { event: { x: 'x' } }))).message).toMatch(/: <a message built from the data>$/);
+    const wide = await rejection(evaluate('{{ $pad("", event.n) }}', undefined, customer));
+    expect(wide.code).toBe('PB_MAPPING_TOO_LARGE');
+    expect(wide.message).not.toContain('987654321');
+  });
+
   it('refuses $eval, which would escape the compile-time checks', async () => {
     const error = await rejection(evaluate({ to: "{{ $eval('1 + 1') }}" }));
     expect(error.code).toBe('PB_MAPPING_ERROR');
@@ -242,8 +280,8 @@ const hostile: [string, string, string, RegExp, MappingLimits?][] = [
   ['tail-call infinite recursion (no nesting: the clock stops it)', '($f := function($x){ $f($x) }; $f(1))', 'PB_MAPPING_TIMEOUT', /longer than 100 ms/, { timeoutMs: 100 }],
   ['a nested loop over large ranges', '$sum([1..50000].($x := $; $sum([1..50000].($ * $x))))', 'PB_MAPPING_TIMEOUT', /longer than 100 ms/, { timeoutMs: 100 }],
   ['a string doubled forty times', "$reduce([1..40], function($a, $b){ $a & $a }, 'xxxxxxxxxx')", 'PB_MAPPING_TOO_LARGE', /a string of 1310720 characters/],
-  ['$pad to a hundred million characters', "$pad('', 100000000)", 'PB_MAPPING_TOO_LARGE', /\$pad to a width of 100000000/],
-  ['$pad with a long fill', "$pad('a', -100000, $pad('', 1000, 'xy'))", 'PB_MAPPING_TOO_LARGE', /\$pad to a width of -100000/],
+  ['$pad to a hundred million characters', "$pad('', 100000000)", 'PB_MAPPING_TOO_LARGE', /\$pad to a width beyond the string limit of 1048576/],
+  ['$pad with a long fill', "$pad('a', -100000, $pad('', 1000, 'xy'))", 'PB_MAPPING_TOO_LARGE', /\$pad to a width beyond the string limit/],
   ['a range of ten million items', '$sum([1..10000000])', 'PB_MAPPING_TOO_LARGE', /D2015 .*longer than 100000 items/],
   ['$join of many long strings', "$join([1..2000].$pad('', 1000, 'z'))", 'PB_MAPPING_TOO_LARGE', /\$join would build a string of 2000000/],
   ['$string of many references to one long string', "($s := $pad('', 1000000, 'q'); $string([1..1000].$s))", 'PB_MAPPING_TOO_LARGE', /\$string of a value/],
