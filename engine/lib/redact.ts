@@ -11,9 +11,13 @@ import type { SecretSet } from './secrets.js';
  *   percent-encoded, form-encoded and inside base64 or base64url at any byte alignment, becomes
  *   `[redacted]`;
  * - **paths** from the manifest's `redact` list replace whole values with `[redacted]`;
- * - **names**: HTTP headers, query parameters and body fields of recorded requests and responses
- *   whose names say they hold credentials (`authorization`, `x-api-key`, `client_secret`,
- *   `?access_token=`) become `[redacted]`;
+ * - **names**: fields whose names say they hold credentials (`authorization`, `x-api-key`,
+ *   `client_secret`, `?access_token=`) become `[redacted]`: HTTP headers, query parameters and
+ *   body fields of recorded requests and responses, and the fields of events, step inputs and
+ *   step outputs alike (a provider's answer carrying an `access_token`, or a webhook body with
+ *   a `password`, is stored as the attempt's response record shows it). In structured values, an
+ *   object under a `headers` key has its names read as headers (`x-hub-signature-256`,
+ *   `x-session-id`), as in an `http.request` envelope `{ status, headers, body }`;
  * - **detectors** find personal data by its form anywhere in strings (and card numbers stored as
  *   JSON numbers), replacing it with `[redacted:<kind>]` so an operator sees why a value is gone:
  *   `card`, `ssn`, `nino`, `iban`, `sin`, `dni`, `email`, `phone`.
@@ -185,19 +189,28 @@ export class Redactor {
     this.prefilter = enabled.emails ? /[0-9@]/ : /[0-9]/;
   }
 
-  /** A copy of an event payload with `event…` paths, detectors and secrets applied. */
+  /**
+   * A copy of an event payload with `event…` paths, credential field names, detectors and
+   * secrets applied. Providers' events are not meant to carry credentials, but webhook bodies
+   * can (a `password` in a form post, Stripe's `client_secret`, Slack's verification `token`),
+   * and what is stored here is also what mappings read: a mapping that reads such a field gets
+   * `[redacted]`.
+   */
   redactEvent(payload: unknown): unknown {
-    return this.walk(payload, rootCursors(this.eventPaths), this.scan(false), 0);
+    return this.walk(payload, rootCursors(this.eventPaths), this.scan(true), 0);
   }
 
-  /** A copy of a step's mapped inputs with `steps.<id>.input…` paths, detectors and secrets applied. */
+  /** A copy of a step's mapped inputs with `steps.<id>.input…` paths, credential field names, detectors and secrets applied. */
   redactStepInput(stepId: string, inputs: unknown): unknown {
-    return this.walk(inputs, this.stepCursors(stepId, 'input'), this.scan(false), 0);
+    return this.walk(inputs, this.stepCursors(stepId, 'input'), this.scan(true), 0);
   }
 
-  /** A copy of a step's output with `steps.<id>.output…` paths, detectors and secrets applied. */
+  /**
+   * A copy of a step's output with `steps.<id>.output…` paths, credential field names (as
+   * `redactResponse` applies them to the same output), detectors and secrets applied.
+   */
   redactStepOutput(stepId: string, output: unknown): unknown {
-    return this.walk(output, this.stepCursors(stepId, 'output'), this.scan(false), 0);
+    return this.walk(output, this.stepCursors(stepId, 'output'), this.scan(true), 0);
   }
 
   /** `text` with secrets and detected personal data replaced (error messages, log lines, provider messages). */
@@ -304,7 +317,8 @@ export class Redactor {
     return value;
   }
 
-  private walk(value: unknown, cursors: readonly Cursor[] | typeof matched, scan: Scan, depth: number): unknown {
+  /** `headerNames`: the value's own keys are header names (it sits under a `headers` key). */
+  private walk(value: unknown, cursors: readonly Cursor[] | typeof matched, scan: Scan, depth: number, headerNames = false): unknown {
     if (cursors === matched) return redactedMarker;
     if (typeof value === 'string') return this.text(value, scan);
     if (typeof value === 'number') return this.number(value);
@@ -330,7 +344,8 @@ export class Redactor {
       for (const key of Object.keys(source)) {
         const child = source[key];
         const next = advance(cursors, key, false);
-        const copy = scan.names && child !== null && child !== undefined && isSecretField(key) ? redactedMarker : this.walk(child, next, scan, depth + 1);
+        const secret = scan.names && child !== null && child !== undefined && (isSecretField(key) || (headerNames && isSecretHeader(key.toLowerCase())));
+        const copy = secret ? redactedMarker : this.walk(child, next, scan, depth + 1, scan.names && key.toLowerCase() === 'headers' && !Array.isArray(child));
         if (key === '__proto__') Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
         else out[key] = copy;
       }

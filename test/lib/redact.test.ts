@@ -154,7 +154,7 @@ describe('redaction paths', () => {
           { id: 'ch_1', billing: { email: 'a@example.test', zip: '12345' } },
           { id: 'ch_2', billing: { email: 'b@example.test', zip: '54321' } },
         ],
-        lines: [[{ secret: 'x' }, { secret: 'y' }], [{ secret: 'z' }]],
+        lines: [[{ sku: 'x' }, { sku: 'y' }], [{ sku: 'z' }]],
         meta: { a: 1, b: 2 },
       },
     },
@@ -168,14 +168,14 @@ describe('redaction paths', () => {
   });
 
   it('applies names to every element of an array, and * to any key or element', () => {
-    const redactor = new Redactor({ paths: ['event.data.object.charges.billing.email', 'event.data.object.meta.*', 'event.data.object.lines.*.*.secret'] });
+    const redactor = new Redactor({ paths: ['event.data.object.charges.billing.email', 'event.data.object.meta.*', 'event.data.object.lines.*.*.sku'] });
     const out = redactor.redactEvent(payload) as typeof payload;
     expect(out.data.object.charges).toEqual([
       { id: 'ch_1', billing: { email: '[redacted]', zip: '12345' } },
       { id: 'ch_2', billing: { email: '[redacted]', zip: '54321' } },
     ]);
     expect(out.data.object.meta).toEqual({ a: '[redacted]', b: '[redacted]' });
-    expect(out.data.object.lines).toEqual([[{ secret: '[redacted]' }, { secret: '[redacted]' }], [{ secret: '[redacted]' }]]);
+    expect(out.data.object.lines).toEqual([[{ sku: '[redacted]' }, { sku: '[redacted]' }], [{ sku: '[redacted]' }]]);
     expect(out.data.object.shipping).toEqual(payload.data.object.shipping);
   });
 
@@ -358,6 +358,75 @@ describe('headers, URLs, requests and responses', () => {
     });
     expect(defaults.redactResponse(204, {}, undefined)).toEqual({ status: 204, headers: {} });
     expect(defaults.redactResponse(500, { 'content-type': 'text/plain' }, 'oops 4242424242424242').body).toBe('oops [redacted:card]');
+  });
+});
+
+describe('credential names in events, step inputs and step outputs', () => {
+  it('stores a provider answer as its response record shows it: token and secret fields replaced', () => {
+    const accessToken = scan.secret(`at_${randomBytes(16).toString('hex')}`);
+    const refreshToken = scan.secret(`rt_${randomBytes(16).toString('hex')}`);
+    const output = deepFreeze({
+      access_token: accessToken,
+      refresh_token: refreshToken,
+      token_type: 'bearer',
+      expires_in: 3600,
+      endpoint: { id: 'we_1', secret: 'whsec_test_redaction_output', url: 'https://hooks.example.test/in' },
+      tokenUrl: 'https://auth.example.test/token',
+      items: [{ apiKey: 'k_test_1', name: 'one' }],
+    });
+    const stored = defaults.redactStepOutput('createWebhook', output);
+    expect(stored).toEqual({
+      access_token: '[redacted]',
+      refresh_token: '[redacted]',
+      token_type: 'bearer',
+      expires_in: 3600,
+      endpoint: { id: 'we_1', secret: '[redacted]', url: 'https://hooks.example.test/in' },
+      tokenUrl: 'https://auth.example.test/token',
+      items: [{ apiKey: '[redacted]', name: 'one' }],
+    });
+    expect(defaults.redactResponse(200, {}, output).body).toEqual(stored);
+    scan.text('stored output', JSON.stringify(stored));
+  });
+
+  it('reads the headers of an http.request envelope by the header rules, in the output and the response record', () => {
+    const session = scan.secret(`sess_${randomBytes(16).toString('hex')}`);
+    const envelope = deepFreeze({
+      status: 200,
+      headers: {
+        'x-session-token': session,
+        'x-session-id': session,
+        'x-hub-signature-256': `sha256=${session}`,
+        'set-cookie': `sid=${session}`,
+        'content-type': 'application/json',
+        'idempotency-key': 'evt_1:call',
+        'x-request-id': 'req_1',
+      },
+      body: { user: 'ada', password: 'hunter2-test' },
+    });
+    const expected = {
+      status: 200,
+      headers: {
+        'x-session-token': '[redacted]',
+        'x-session-id': '[redacted]',
+        'x-hub-signature-256': '[redacted]',
+        'set-cookie': '[redacted]',
+        'content-type': 'application/json',
+        'idempotency-key': 'evt_1:call',
+        'x-request-id': 'req_1',
+      },
+      body: { user: 'ada', password: '[redacted]' },
+    };
+    expect(defaults.redactStepOutput('call', envelope)).toEqual(expected);
+    expect(defaults.redactResponse(200, {}, envelope).body).toEqual(expected);
+    scan.text('stored envelope', JSON.stringify(defaults.redactStepOutput('call', envelope)));
+  });
+
+  it('replaces credential fields of webhook bodies and step inputs too, by the same names', () => {
+    const event = deepFreeze({ user: 'ada', password: 'hunter2-test', data: { object: { client_secret: 'pi_1_secret_test', id: 'pi_1' } }, token: 'slack-verification-test', sessionId: 's1' });
+    expect(defaults.redactEvent(event)).toEqual({ user: 'ada', password: '[redacted]', data: { object: { client_secret: '[redacted]', id: 'pi_1' } }, token: '[redacted]', sessionId: 's1' });
+    expect(defaults.redactStepInput('createUser', { name: 'Ada', password: 'hunter2-test', authToken: 'x' })).toEqual({ name: 'Ada', password: '[redacted]', authToken: '[redacted]' });
+    // A field outside `headers` keeps the field rules: `sessionId`, `signatureVersion` are not credentials.
+    expect(defaults.redactEvent({ headers: { 'x-session-id': 's1' }, signatureVersion: 'v1' })).toEqual({ headers: { 'x-session-id': '[redacted]' }, signatureVersion: 'v1' });
   });
 });
 
