@@ -2,6 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import jsonata from 'jsonata';
 import type { Code } from '../diag/codes.js';
 import { PatchbayError } from '../diag/errors.js';
+import { caseFoldedSource } from './case-folded-regexp.js';
 import { conditionExpression, parseTemplate } from './template.js';
 
 /**
@@ -33,7 +34,7 @@ import { conditionExpression, parseTemplate } from './template.js';
  * check can interrupt it: `/^(a|aa)+$/` on 45 characters of event data backtracked for 90 s
  * (measured), and `/\s*x\s*$/` on 100,000 spaces takes 6 s. In layers:
  *
- * 1. Loading this module turns on V8's linear-time engine process-wide (`setRegExpEngineFlags`):
+ * 1. Loading this module turns on V8's linear-time engine, process-wide:
  *    `--enable-experimental-regexp-engine-on-excessive-backtracks` makes any regular expression
  *    the engine can run in linear time switch to it after 50,000 backtracks (the 45-character case
  *    above: 90 s to 2 ms), and `--enable-experimental-regexp-engine` lets this module ask for
@@ -43,9 +44,11 @@ import { conditionExpression, parseTemplate } from './template.js';
  * 2. Every mapping regular expression runs on the linear engine from its first step when V8 can
  *    run it there (prepared once per compiled expression, handed to JSONata as its
  *    `RegexEngine`): quadratic patterns stay linear too (`/\s*x\s*$/` on 100,000 spaces: 6 s
- *    to 50 ms). V8's linear engine cannot run backreferences, lookaheads, case-insensitive
- *    (`/…/i`) patterns, or large counted repetitions (`a{1000}`), nor lookbehinds before Node 22:
- *    those run on the backtracking engine, unprotected by layers 1 and 2.
+ *    to 50 ms). V8's linear engine cannot run `i`, so a case-insensitive pattern runs rewritten
+ *    with its case variants spelled out (`/a/i` as `/[aA]/`, see case-folded-regexp.ts). It
+ *    cannot run backreferences, lookaheads or large counted repetitions (`a{1000}`) either, nor
+ *    lookbehinds before Node 22: those run on the backtracking engine, unprotected by layers 1
+ *    and 2.
  * 3. A regular expression refuses to run on a string longer than `maxRegexInputLength`
  *    (PB_MAPPING_TOO_LARGE), whatever calls it (`$match`, `$contains`, `$replace`, `$split`, or
  *    the regex value called as a function), so even the linear engine's time is bounded.
@@ -134,11 +137,13 @@ function runnableRegExp(pattern: RegExp): RegExp {
   if (runnable === undefined) {
     runnable = pattern;
     if (linearFlag !== '') {
+      // V8's linear engine cannot run `i`: the same pattern with the case variants spelled out can.
+      const folded = pattern.flags.includes('i') ? caseFoldedSource(pattern.source) : undefined;
       try {
-        runnable = new RegExp(pattern.source, pattern.flags + linearFlag);
+        runnable = folded === undefined ? new RegExp(pattern.source, pattern.flags + linearFlag) : new RegExp(folded, pattern.flags.replace('i', '') + linearFlag);
       } catch {
-        // "Cannot be executed in linear time" (a backreference, a lookahead, `i`, a large
-        // counted repetition): it runs as written, on the backtracking engine.
+        // "Cannot be executed in linear time" (a backreference, a lookahead, a large counted
+        // repetition, `i` the rewrite left alone): it runs as written, on the backtracking engine.
       }
     }
     runnableRegExps.set(pattern, runnable);
