@@ -15,9 +15,12 @@ import type { SecretSet } from './secrets.js';
  *   `client_secret`, `?access_token=`) become `[redacted]`: HTTP headers, query parameters and
  *   body fields of recorded requests and responses, and the fields of events, step inputs and
  *   step outputs alike (a provider's answer carrying an `access_token`, or a webhook body with
- *   a `password`, is stored as the attempt's response record shows it). In structured values, an
- *   object under a `headers` key has its names read as headers (`x-hub-signature-256`,
- *   `x-session-id`), as in an `http.request` envelope `{ status, headers, body }`;
+ *   a `password`, is stored as the attempt's response record shows it). Only text values are
+ *   replaced by name (`private: false` and `token_count: 12` stay), and pagination cursors and
+ *   public handles named `…Token` (`NextToken`, `next_page_token`, `public_token`) are not
+ *   credentials. Inside an HTTP answer envelope `{ status, headers, body }` (the `http.request`
+ *   output) the object under `headers` has its names read as headers (`x-hub-signature-256`,
+ *   `x-session-id`); elsewhere a `headers` key is ordinary data;
  * - **detectors** find personal data by its form anywhere in strings (and card numbers stored as
  *   JSON numbers), replacing it with `[redacted:<kind>]` so an operator sees why a value is gone:
  *   `card`, `ssn`, `nino`, `iban`, `sin`, `dni`, `email`, `phone`.
@@ -317,8 +320,8 @@ export class Redactor {
     return value;
   }
 
-  /** `headerNames`: the value's own keys are header names (it sits under a `headers` key). */
-  private walk(value: unknown, cursors: readonly Cursor[] | typeof matched, scan: Scan, depth: number, headerNames = false): unknown {
+  /** `headerNames`: the value's own keys are header names (it sits under a `headers` key), of an HTTP envelope or not. */
+  private walk(value: unknown, cursors: readonly Cursor[] | typeof matched, scan: Scan, depth: number, headerNames: HeaderContext = false): unknown {
     if (cursors === matched) return redactedMarker;
     if (typeof value === 'string') return this.text(value, scan);
     if (typeof value === 'number') return this.number(value);
@@ -344,8 +347,16 @@ export class Redactor {
       for (const key of Object.keys(source)) {
         const child = source[key];
         const next = advance(cursors, key, false);
-        const secret = scan.names && child !== null && child !== undefined && (isSecretField(key) || (headerNames && isSecretHeader(key.toLowerCase())));
-        const copy = secret ? redactedMarker : this.walk(child, next, scan, depth + 1, scan.names && key.toLowerCase() === 'headers' && !Array.isArray(child));
+        // Names decide only for text: a credential is a string, while `private: false` or
+        // `token_count: 12` are data that conditions and mappings read.
+        const secret =
+          scan.names && typeof child === 'string' && child !== '' && (isSecretField(key) || (headerNames !== false && isSecretHeaderIn(key.toLowerCase(), headerNames)));
+        // Under a `headers` key the names are header names. The substring rules (`key`, `auth`,
+        // `token` anywhere in the name) apply only inside an HTTP answer envelope `{ status,
+        // headers, body }`; elsewhere (an e-mail webhook's `Keywords`, `Author`) only the
+        // unambiguous credential headers do.
+        const childHeaders: HeaderContext = scan.names && key.toLowerCase() === 'headers' && !Array.isArray(child) ? (typeof source.status === 'number' ? 'envelope' : 'plain') : false;
+        const copy = secret ? redactedMarker : this.walk(child, next, scan, depth + 1, childHeaders);
         if (key === '__proto__') Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
         else out[key] = copy;
       }
@@ -493,6 +504,13 @@ const none: Cursor[] = [];
 // ---------------------------------------------------------------------------------------------
 // Names
 
+/** Whether a value's keys are header names: of an HTTP answer envelope, of something else, or not headers. */
+type HeaderContext = 'envelope' | 'plain' | false;
+
+function isSecretHeaderIn(lower: string, context: 'envelope' | 'plain'): boolean {
+  return context === 'envelope' ? isSecretHeader(lower) : alwaysSecretHeaders.has(lower);
+}
+
 function isSecretHeader(lower: string): boolean {
   if (alwaysSecretHeaders.has(lower)) return true;
   if (publicHeaders.has(lower)) return false;
@@ -520,10 +538,19 @@ function isSecretField(name: string): boolean {
 }
 
 function decideSecretField(name: string): boolean {
+  const words = name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').split(/[^A-Za-z0-9]+/).filter(Boolean).map((word) => word.toLowerCase());
+  const last = words.at(-1);
+  const before = words.at(-2);
+  // Pagination cursors and public handles are called tokens too (AWS `NextToken`, Google
+  // `nextPageToken`, Plaid `public_token`); mappings pass them on, and they open nothing alone.
+  if (last === 'token' && before !== undefined && publicTokenWords.has(before)) return false;
+  // `private` alone is a flag (GitHub's `repository.private`), not a private key.
+  if (words.length === 1 && last === 'private') return false;
   if (looksSecretName(name)) return true;
-  const last = name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').split(/[^A-Za-z0-9]+/).filter(Boolean).at(-1)?.toLowerCase();
   return last === 'authorization' || last === 'signature' || last === 'hmac' || last === 'cookie';
 }
+
+const publicTokenWords = new Set(['next', 'page', 'prev', 'previous', 'sync', 'continuation', 'cursor', 'pagination', 'start', 'resume', 'device', 'push', 'public', 'link']);
 
 function safeDecode(text: string): string {
   try {

@@ -425,8 +425,13 @@ describe('credential names in events, step inputs and step outputs', () => {
     const event = deepFreeze({ user: 'ada', password: 'hunter2-test', data: { object: { client_secret: 'pi_1_secret_test', id: 'pi_1' } }, token: 'slack-verification-test', sessionId: 's1' });
     expect(defaults.redactEvent(event)).toEqual({ user: 'ada', password: '[redacted]', data: { object: { client_secret: '[redacted]', id: 'pi_1' } }, token: '[redacted]', sessionId: 's1' });
     expect(defaults.redactStepInput('createUser', { name: 'Ada', password: 'hunter2-test', authToken: 'x' })).toEqual({ name: 'Ada', password: '[redacted]', authToken: '[redacted]' });
-    // A field outside `headers` keeps the field rules: `sessionId`, `signatureVersion` are not credentials.
-    expect(defaults.redactEvent({ headers: { 'x-session-id': 's1' }, signatureVersion: 'v1' })).toEqual({ headers: { 'x-session-id': '[redacted]' }, signatureVersion: 'v1' });
+    // A field outside `headers` keeps the field rules: `sessionId`, `signatureVersion` are not
+    // credentials. `headers` outside an HTTP envelope lose only the unambiguous credential headers.
+    expect(defaults.redactEvent({ headers: { 'x-session-id': 's1', authorization: 'Bearer t1' }, signatureVersion: 'v1' })).toEqual({
+      headers: { 'x-session-id': 's1', authorization: '[redacted]' },
+      signatureVersion: 'v1',
+    });
+    expect(defaults.redactStepOutput('fetch', { status: 200, headers: { 'x-session-id': 's1' }, body: {} })).toEqual({ status: 200, headers: { 'x-session-id': '[redacted]' }, body: {} });
   });
 });
 
@@ -462,5 +467,41 @@ describe('redactingLogger', () => {
       },
       { level: 'info', message: 'plain', fields: {} },
     ]);
+  });
+});
+
+describe('name rules keep ordinary data that mappings read', () => {
+  const redactor = new Redactor();
+
+  it('keeps flags, counts, pagination cursors and public handles; replaces credentials given as text', () => {
+    const event = {
+      repository: { private: false, name: 'docs' },
+      usage: { token_count: 12, total_tokens: 40 },
+      NextToken: 'AAEAAQ-next',
+      next_page_token: 'p2',
+      nextPageToken: 'p3',
+      public_token: 'public-sandbox-123',
+      access_token: 'at_live_value',
+      password: 'hunter2-value',
+      auth: { secret: 'whsec_nested_value', enabled: true },
+    };
+    expect(redactor.redactEvent(event)).toEqual({
+      repository: { private: false, name: 'docs' },
+      usage: { token_count: 12, total_tokens: 40 },
+      NextToken: 'AAEAAQ-next',
+      next_page_token: 'p2',
+      nextPageToken: 'p3',
+      public_token: 'public-sandbox-123',
+      access_token: '[redacted]',
+      password: '[redacted]',
+      auth: { secret: '[redacted]', enabled: true },
+    });
+  });
+
+  it('reads header rules only inside an HTTP answer envelope', () => {
+    const inbound = { headers: { Keywords: 'billing', Author: 'Ada', Subject: 'Invoice' }, text: 'hello' };
+    expect(redactor.redactEvent(inbound)).toEqual(inbound);
+    const envelope = { status: 200, headers: { 'x-session-token': 'sess_value_1', 'content-type': 'application/json' }, body: { ok: true } };
+    expect(redactor.redactStepOutput('fetch', envelope)).toEqual({ status: 200, headers: { 'x-session-token': '[redacted]', 'content-type': 'application/json' }, body: { ok: true } });
   });
 });
