@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { PatchbayError } from '../diag/errors.js';
 import { systemClock, type Clock } from '../lib/clock.js';
@@ -56,7 +56,7 @@ export interface ExecutorOptions {
   readonly clock?: Clock;
   /** Lines carry run ids, step ids, codes and redacted messages only. @default silentLogger */
   readonly logger?: Logger;
-  /** Lease owner identity. @default `<host>/<pid>/<start time>` */
+  /** Lease owner identity. @default `<host>/<pid>/<start time>/<boot id>:<pid namespace>` */
   readonly owner?: string;
   /** How long a claimed run stays leased without renewal. @default 30_000 */
   readonly leaseMs?: number;
@@ -106,7 +106,7 @@ export class Executor {
     this.plan = options.plan;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger;
-    this.owner = options.owner ?? `${hostname()}/${process.pid}/${Date.now()}/${pidNamespace()}`;
+    this.owner = options.owner ?? `${hostname()}/${process.pid}/${Date.now()}/${machineRun()}`;
     this.leaseMs = options.leaseMs ?? 30_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.maxRateWaitMs = options.maxRateWaitMs ?? 5_000;
@@ -195,12 +195,17 @@ export class Executor {
       await Promise.race([Promise.allSettled([...this.tasks]), deadline]);
       clearTimeout(timer);
     }
-    if (this.tasks.size > 0) {
-      this.abort.abort();
-      await Promise.allSettled([...this.tasks]);
-      await this.store.releaseLeases(this.owner, this.clock.now(), true);
+    try {
+      if (this.tasks.size > 0) {
+        this.abort.abort();
+        await Promise.allSettled([...this.tasks]);
+        await this.store.releaseLeases(this.owner, this.clock.now(), true);
+      }
+    } finally {
+      // Even when the store refuses the release: a stopped executor must not keep its leases alive.
+      if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
+      this.heartbeat = undefined;
     }
-    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
   }
 
   /**
@@ -264,11 +269,12 @@ export class Executor {
       const host = hostname();
       for (const owner of await this.store.leaseOwners(this.clock.now())) {
         if (owner === this.owner) continue;
-        const [ownerHost, pidText, , namespace] = owner.split('/');
+        const [ownerHost, pidText, , run] = owner.split('/');
         const pid = Number(pidText);
-        // Only a process this one can see: same host name and same PID namespace (two containers
-        // with one host name each have their own pid 1, 2, …).
-        if (ownerHost !== host || namespace !== pidNamespace() || !Number.isInteger(pid) || processExists(pid)) continue;
+        // Only a process this one can see: same host name, same boot of the same machine and the
+        // same PID namespace (two containers with one host name each have their own pid 1, 2, …;
+        // two machines with one host name share the initial namespace's number).
+        if (ownerHost !== host || run !== machineRun() || run === '-' || !Number.isInteger(pid) || processExists(pid)) continue;
         const released = await this.store.releaseLeases(owner, this.clock.now(), true);
         this.logger.log('warn', 'resuming runs of a worker that stopped without finishing them', { owner, runs: released });
       }
@@ -363,19 +369,19 @@ export class Executor {
     const changed = revisionMismatch(claimed.steps, plan, run.nextStep);
     if (changed !== undefined) {
       // The integration's steps changed under a started run: resuming by position could call a
-      // succeeded step again or skip a new one, so the run stops here, with the reason.
+      // succeeded step again or skip a new one, so the run stops here, with the reason. The
+      // record goes on the step the run was at, so restoring the old steps and replaying works.
       const failure = new PatchbayError(
         'PB_RUN_REVISION_CHANGED',
-        `the integration's steps changed since this run started (${changed}); enqueue the event again to run it on the current steps`,
+        `the integration's steps changed since this run started (${changed}); restore the steps and replay it with patchbay runs retry, or enqueue the event again under a new key (--key)`,
       );
-      const index = Math.max(plan.steps.length, ...claimed.steps.map((row) => row.index + 1));
-      const stepId = plan.steps[run.nextStep]?.id ?? claimed.steps.find((row) => row.index === run.nextStep)?.stepId ?? '(removed)';
+      const stepId = claimed.steps.find((row) => row.index === run.nextStep)?.stepId ?? plan.steps[run.nextStep]?.id ?? '(removed)';
       const now = this.clock.now();
       const ok = await this.write({
         runId: run.id,
         owner: this.owner,
         now,
-        stepIndex: index,
+        stepIndex: run.nextStep,
         stepId,
         attempt: { startedAt: now, durationMs: 0, outcome: 'dead', errorCode: failure.code, errorMessage: failure.message },
         step: { status: 'dead' },
@@ -383,7 +389,9 @@ export class Executor {
       });
       return ok ? 'dead' : 'lost';
     }
-    const currentRow = claimed.steps.find((row) => row.index === run.nextStep);
+    // The step row at the resume point counts only when it is the same step (attempts of a step
+    // that was renamed or replaced there are not this step's).
+    const currentRow = claimed.steps.find((row) => row.index === run.nextStep && row.stepId === plan.steps[run.nextStep]?.id);
     let attempts = currentRow?.attempts ?? 0;
     const current = plan.steps[run.nextStep]!;
     if (claimed.resumedAfterLoss) {
@@ -447,21 +455,24 @@ export class Executor {
       return this.finishFailed(run, plan, step, startedAt, attempts, asPatchbayError(error), undefined, { retry: false, reason: 'terminal' }, onward, context);
     }
 
-    for (;;) {
-      const reservation = this.reserve(step, inputs);
-      if (!reservation.granted) {
-        const ok = await this.store.deferRun(run.id, this.owner, reservation.retryAtMs, this.clock.now());
+    const reservation = this.reserve(step, inputs);
+    if (!reservation.granted) {
+      const ok = await this.store.deferRun(run.id, this.owner, reservation.retryAtMs, this.clock.now());
+      return ok ? 'deferred' : 'lost';
+    }
+    // Wait for the tokens, then for any pause announced meanwhile (a 429 of another run); the
+    // tokens are already taken, so only the pause is looked at again.
+    for (let waitMs = reservation.waitMs; waitMs > 0; waitMs = this.limiter.pausedUntil(step.connection.credentialId) - this.clock.now()) {
+      if (waitMs > this.maxRateWaitMs) {
+        const ok = await this.store.deferRun(run.id, this.owner, this.clock.now() + waitMs, this.clock.now());
         return ok ? 'deferred' : 'lost';
       }
-      if (reservation.waitMs === 0) break;
-      await sleep(reservation.waitMs, this.abort.signal);
+      await sleep(waitMs, this.abort.signal);
       if (this.abort.signal.aborted) {
         // Stopped before anything was sent: give the run back cleanly (not as interrupted).
         const ok = await this.store.deferRun(run.id, this.owner, this.clock.now(), this.clock.now());
         return ok ? 'deferred' : 'lost';
       }
-      // A pause announced while this call waited (a 429 of another run) is honoured: look again.
-      if (this.limiter.pausedUntil(step.connection.credentialId) <= this.clock.now()) break;
     }
 
     const idempotencyKey = idempotencyKeyOf(run, step);
@@ -527,7 +538,7 @@ export class Executor {
 
   /**
    * Records an attempt whose outcome is known. A store that is busy or unreachable is tried again
-   * (1 ms to 5 s apart, about 20 s in all) rather than giving up: the call behind the record
+   * (50 ms to 5 s apart, 8 tries; twice once shutting down) rather than giving up: the call behind the record
    * happened, and giving up would either repeat it or leave the run leased. If the store still
    * refuses, the run is given back to the queue when possible and the error is raised; the step
    * is then repeated with the same idempotency key.
@@ -539,7 +550,8 @@ export class Executor {
         return await this.store.recordStep(result);
       } catch (error) {
         const transient = error instanceof PatchbayError && error.retry !== 'terminal';
-        if (!transient || attempt >= 8) {
+        // Shutting down: one more try at most, so `stop` keeps its deadline.
+        if (!transient || attempt >= 8 || (this.abort.signal.aborted && attempt >= 2)) {
           this.logger.log('error', 'could not record a step; the run is given back and the step will be repeated with the same idempotency key', {
             run: result.runId,
             step: result.stepId,
@@ -663,12 +675,13 @@ export function idempotencyKeyOf(run: Pick<RunRow, 'integration' | 'eventKey' | 
 const readableKey = /^[A-Za-z0-9_.:~+=-]{1,200}$/;
 
 /**
- * Why a run's stored steps do not fit the plan it would resume on, or undefined when they do:
- * every stored step must sit at the same position in the plan under the same id, and the step to
- * resume must exist.
+ * Why a run's finished steps do not fit the plan it would resume on, or undefined when they do:
+ * every finished step must sit at the same position in the plan under the same id (a step that
+ * ran must never run again, and none may be skipped), and the step to resume must exist.
  */
 function revisionMismatch(rows: readonly StepRow[], plan: IntegrationPlan, nextStep: number): string | undefined {
   for (const row of rows) {
+    if (!finishedStepStatuses.has(row.status)) continue;
     const planned = plan.steps[row.index];
     if (planned === undefined) return `step ${row.index + 1}, "${row.stepId}", is gone`;
     if (planned.id !== row.stepId) return `step ${row.index + 1} was "${row.stepId}" and is now "${planned.id}"`;
@@ -700,12 +713,17 @@ function errorText(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
-/** This process's PID namespace (`pid:[4026531836]` on Linux), or `-` where there is none to read. */
-function pidNamespace(): string {
+/**
+ * This machine's boot and this process's PID namespace (`<boot id>:pid:[4026531836]` on Linux),
+ * or `-` where they cannot be read: then no other owner is ever taken for a dead local process.
+ */
+function machineRun(): string {
   try {
-    return readlinkSync('/proc/self/ns/pid').replace(/[^A-Za-z0-9:[\]]/g, '');
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const namespace = readlinkSync('/proc/self/ns/pid');
+    return `${boot}:${namespace}`.replace(/[^A-Za-z0-9:[\]-]/g, '');
   } catch {
-    // Not Linux (or /proc hidden): host name and pid alone identify the owner.
+    // Not Linux (or /proc hidden): orphaned leases are left to expire.
     return '-';
   }
 }

@@ -1,3 +1,4 @@
+import { PatchbayError } from '../diag/errors.js';
 import { openPostgresStore } from './postgres/postgres-store.js';
 import { openSqliteStore } from './sqlite/sqlite-store.js';
 import type { StateStore } from './state-store.js';
@@ -17,7 +18,13 @@ export function isPostgresLocation(location: string): boolean {
  */
 export async function openStateStore(location: string): Promise<StateStore> {
   if (!isPostgresLocation(location)) return openSqliteStore(location);
-  const url = new URL(location);
+  let url: URL;
+  try {
+    url = new URL(location);
+  } catch {
+    // The parser's message would quote the URL, password included.
+    throw new PatchbayError('PB_STATE_UNREADABLE', 'the PostgreSQL state URL is not a valid URL: write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE');
+  }
   const schema = url.searchParams.get('schema') ?? undefined;
   // Not a libpq parameter: the server would refuse it as an unknown option.
   url.searchParams.delete('schema');

@@ -65,6 +65,30 @@ describe('resuming runs', () => {
     expect(steps.find((row) => row.stepId === 'record')).toMatchObject({ index: 0, status: 'succeeded', output: { id: 'obj_1', path: '/entries' } });
   });
 
+  it('replays a revision-changed dead letter once the old steps are back', async () => {
+    let failAudit = true;
+    const sink = await startSink((delivery) => (delivery.path === '/audit' && failAudit ? { status: 503, body: '{}' } : undefined));
+    const clock = new ManualClock();
+    const before = await engineWith(sink, `${record}\n${audit}`, clock);
+    const [accepted] = await before.executor.submit([event]);
+    await before.executor.drain();
+    await before.close();
+    clock.advance(60_000);
+    const changed = await engineWith(sink, `${notify}\n${record}\n${audit}`, clock, before.dir);
+    await changed.executor.drain();
+    expect((await changed.store.getRun(accepted!.runId))?.errorCode).toBe('PB_RUN_REVISION_CHANGED');
+    await changed.close();
+
+    // The change is rolled back and the dead letter replayed: it finishes where it stopped.
+    failAudit = false;
+    clock.advance(60_000);
+    const restored = await engineWith(sink, `${record}\n${audit}`, clock, before.dir);
+    await restored.store.replayDead([accepted!.runId], clock.now());
+    await restored.executor.drain();
+    expect((await restored.store.getRun(accepted!.runId))?.status).toBe('succeeded');
+    expect(sink.deliveries.map((delivery) => delivery.path)).toEqual(['/entries', '/audit', '/audit']);
+  });
+
   it('dead-letters a run whose next step was removed, keeping the finished step and its output', async () => {
     const sink = await startSink((delivery) => (delivery.path === '/audit' ? { status: 503, body: '{}' } : undefined));
     const clock = new ManualClock();
