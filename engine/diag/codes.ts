@@ -160,7 +160,7 @@ export const codes = {
   PB_STEP_INPUT_INVALID: entry('error', "A step's mapped inputs do not match the operation's input schema at run time (a required input came out empty, a number came out as text); the run is a dead letter."),
   PB_RUN_EXPIRED: entry('error', "The run's event is older than the retry policy's `maxAge`: no further attempt is made."),
   PB_INTEGRATION_DISABLED: entry('error', 'The integration has `enabled: false`: it receives no events until it is enabled again.'),
-  PB_RUN_REVISION_CHANGED: entry('error', "The integration's steps changed (added, removed, renamed or reordered) since the run started, so it cannot resume safely; enqueue the event again to run it on the current steps."),
+  PB_RUN_REVISION_CHANGED: entry('error', "The integration's steps changed (added, removed, renamed or reordered) since the run started, so it cannot resume safely; restore the steps and replay it, or enqueue the event again under a new key."),
   PB_INTERNAL: entry('error', 'An unexpected error inside Patchbay (a bug): the run is a dead letter with the error; please report it.'),
   PB_RUN_INTERRUPTED: entry('error', 'The engine stopped (crash, kill, power loss) while an attempt was in flight; the attempt counts and the step is retried with the same idempotency key.', 'transient'),
 
