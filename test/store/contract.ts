@@ -195,6 +195,22 @@ export function describeStateStoreContract(name: string, open: OpenStateStore): 
         expect(await store.claimRuns({ owner: 'w2', now: now + 2, leaseMs, capacity: capacity({ orders: 10, refunds: 10 }) })).toEqual([]);
       });
 
+      it('stores times with a fraction of a millisecond as they are (jittered delays are not whole)', async () => {
+        const store = await openStore();
+        const [run] = await store.acceptEvents([event(1)]);
+        await store.claimRuns({ owner: 'w1', now: t0 + 10, leaseMs: 60_000, capacity: capacity({ orders: 1 }) });
+        await store.recordStep(
+          stepResult(run!.runId, 'w1', t0 + 20, 0, {
+            attempt: { startedAt: t0 + 12.5, durationMs: 7.25, outcome: 'failed', retryAt: t0 + 1_234.5 },
+            step: { status: 'pending' },
+            run: { status: 'retrying', availableAt: t0 + 1_234.5 },
+          }),
+        );
+        expect((await store.getAttempts(run!.runId))[0]).toMatchObject({ startedAt: t0 + 12.5, durationMs: 7.25, retryAt: t0 + 1_234.5 });
+        expect(await store.claimRuns({ owner: 'w1', now: t0 + 1_234, leaseMs: 60_000, capacity: capacity({ orders: 1 }) })).toEqual([]);
+        expect((await store.claimRuns({ owner: 'w1', now: t0 + 1_235, leaseMs: 60_000, capacity: capacity({ orders: 1 }) })).length).toBe(1);
+      });
+
       it('claims a queued run only once its availableAt has come', async () => {
         const store = await openStore();
         const [runId] = await acceptRange(store, 50, 50);

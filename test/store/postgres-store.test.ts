@@ -352,22 +352,6 @@ describe.skipIf(postgresTestUrl === undefined)('PostgreSQL store', () => {
         }
       });
 
-      it('stores times with a fraction of a millisecond as they are', async () => {
-        const store = await open(schemas.fresh());
-        const [run] = await store.acceptEvents([event(1)]);
-        await store.claimRuns({ owner: 'w1', now: t0 + 10, leaseMs: 60_000, capacity: orders(1) });
-        await store.recordStep(
-          finish(run!.runId, 'w1', t0 + 20, {
-            attempt: { startedAt: t0 + 12.5, durationMs: 7.25, outcome: 'failed', retryAt: t0 + 1_234.5 },
-            step: { status: 'pending' },
-            run: { status: 'retrying', availableAt: t0 + 1_234.5 },
-          }),
-        );
-        expect((await store.getAttempts(run!.runId))[0]).toMatchObject({ startedAt: t0 + 12.5, durationMs: 7.25, retryAt: t0 + 1_234.5 });
-        expect(await store.claimRuns({ owner: 'w1', now: t0 + 1_234, leaseMs: 60_000, capacity: orders(1) })).toEqual([]);
-        expect((await store.claimRuns({ owner: 'w1', now: t0 + 1_235, leaseMs: 60_000, capacity: orders(1) })).length).toBe(1);
-      });
-
       it('keeps a payload as it was sent, key order and all, and tells a null output from none', async () => {
         const store = await open(schemas.fresh());
         const payload = { z: 1, a: { y: [3, 2, 1], b: null }, m: 'text with "quotes" and \u00e9' };

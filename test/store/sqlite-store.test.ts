@@ -236,22 +236,6 @@ describe('SqliteStore', () => {
       expect((await store.listRuns({})).map((run) => run.eventKey)).toEqual(['evt_4', 'evt_2', 'evt_1']);
     });
 
-    it('stores times with a fraction of a millisecond as they are', async () => {
-      const store = await open();
-      const [run] = await store.acceptEvents([event(1)]);
-      await store.claimRuns({ owner: 'w1', now: t0 + 10, leaseMs: 60_000, capacity: orders(1) });
-      await store.recordStep(
-        succeed(run!.runId, 'w1', t0 + 20, 0, {
-          attempt: { startedAt: t0 + 12.5, durationMs: 7.25, outcome: 'failed', retryAt: t0 + 1_234.5 },
-          step: { status: 'pending' },
-          run: { status: 'retrying', availableAt: t0 + 1_234.5 },
-        }),
-      );
-      expect((await store.getAttempts(run!.runId))[0]).toMatchObject({ startedAt: t0 + 12.5, durationMs: 7.25, retryAt: t0 + 1_234.5 });
-      expect(await store.claimRuns({ owner: 'w1', now: t0 + 1_234, leaseMs: 60_000, capacity: orders(1) })).toEqual([]);
-      expect((await store.claimRuns({ owner: 'w1', now: t0 + 1_235, leaseMs: 60_000, capacity: orders(1) })).length).toBe(1);
-    });
-
     it('refuses a listing limit below one', async () => {
       const store = await open();
       await expect(store.listRuns({ limit: 0 })).rejects.toThrow(RangeError);
