@@ -28,7 +28,6 @@ export type Reservation =
 export class TokenBucket {
   private tokens: number;
   private updatedAtMs: number;
-  private pausedUntilMs = 0;
   readonly capacity: number;
   private readonly refillPerMs: number;
 
@@ -49,7 +48,7 @@ export class TokenBucket {
     const charge = Math.min(cost, this.capacity);
     const debt = charge - this.tokens;
     const refillWaitMs = debt <= 0 ? 0 : Math.ceil(debt / this.refillPerMs);
-    const waitMs = Math.max(refillWaitMs, this.pausedUntilMs - nowMs, 0);
+    const waitMs = refillWaitMs;
     if (waitMs > maxWaitMs) return { granted: false, retryAtMs: nowMs + waitMs - maxWaitMs };
     this.tokens -= charge;
     return { granted: true, waitMs };
@@ -60,10 +59,6 @@ export class TokenBucket {
     this.tokens = Math.min(this.capacity, this.tokens + Math.min(cost, this.capacity));
   }
 
-  /** No reservation is granted to start before `untilMs` (a provider answered 429 with a reset time). */
-  pauseUntil(untilMs: number): void {
-    if (untilMs > this.pausedUntilMs) this.pausedUntilMs = untilMs;
-  }
 
   private refill(nowMs: number): void {
     const elapsed = nowMs - this.updatedAtMs;

@@ -37,12 +37,10 @@ describe('TokenBucket', () => {
     expect(sendTimes.length).toBeGreaterThanOrEqual(100);
   });
 
-  it('spends cost points and pauses until a reset the provider announced', () => {
+  it('spends cost points', () => {
     const bucket = new TokenBucket({ requests: 100, perMs: 1_000 }, 0);
     expect(bucket.reserve(60, 0, 0)).toEqual({ granted: true, waitMs: 0 });
     expect(bucket.reserve(60, 0, 1_000)).toEqual({ granted: true, waitMs: 200 });
-    bucket.pauseUntil(5_000);
-    expect(bucket.reserve(1, 4_000, 10_000)).toEqual({ granted: true, waitMs: 1_000 });
   });
 
   it('gives refunded tokens back', () => {
@@ -81,6 +79,15 @@ describe('ConcurrencyGate', () => {
 });
 
 describe('RateLimiter', () => {
+  it('pauses a credential until a reset the provider announced, never shortening a pause', () => {
+    const limiter = new RateLimiter();
+    expect(limiter.pausedUntil('stripe:abc')).toBe(0);
+    limiter.pause('stripe:abc', 5_000);
+    limiter.pause('stripe:abc', 4_000);
+    expect(limiter.pausedUntil('stripe:abc')).toBe(5_000);
+    expect(limiter.pausedUntil('stripe:def')).toBe(0);
+  });
+
   it('returns the same bucket for the same key', () => {
     const limiter = new RateLimiter();
     const spec = { requests: 1, perMs: 1_000 };
