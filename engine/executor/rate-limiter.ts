@@ -47,8 +47,7 @@ export class TokenBucket {
     this.refill(nowMs);
     const charge = Math.min(cost, this.capacity);
     const debt = charge - this.tokens;
-    const refillWaitMs = debt <= 0 ? 0 : Math.ceil(debt / this.refillPerMs);
-    const waitMs = refillWaitMs;
+    const waitMs = debt <= 0 ? 0 : Math.ceil(debt / this.refillPerMs);
     if (waitMs > maxWaitMs) return { granted: false, retryAtMs: nowMs + waitMs - maxWaitMs };
     this.tokens -= charge;
     return { granted: true, waitMs };
