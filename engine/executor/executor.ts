@@ -69,6 +69,51 @@ export interface ExecutorOptions {
   readonly random?: () => number;
   /** Called when a run stops executing (metrics, tests). Must not throw. */
   readonly onRunSettled?: (settled: RunSettled) => void;
+  /**
+   * Called after each attempt at a step is recorded in the store (metrics, tests), including the
+   * `interrupted` attempt written for a run resumed after its worker died. Not called when the
+   * record was refused (the lease was lost). Must not throw; an exception is logged and ignored.
+   */
+  readonly onAttempt?: (observed: AttemptObserved) => void;
+  /**
+   * Called when a step waits for a rate limit (a credential's token buckets or a pause after a
+   * 429) before its call, or when its run is given back to the queue because the wait is longer
+   * than `maxRateWaitMs`. Must not throw; an exception is logged and ignored.
+   */
+  readonly onRateLimitWait?: (observed: RateLimitWaitObserved) => void;
+}
+
+/** One recorded attempt, as `ExecutorOptions.onAttempt` reports it. */
+export interface AttemptObserved {
+  readonly runId: string;
+  readonly integration: string;
+  /** The step's id. */
+  readonly step: string;
+  /** 1-based, within the run's current generation (a replay starts again at 1). */
+  readonly attempt: number;
+  /**
+   * `succeeded`; `skipped` (its `if` was false); `retrying` (failed, another attempt is scheduled);
+   * `failed` (failed for good, and `continueOnError` lets the run go on); `dead` (failed for good:
+   * the run is a dead letter); `interrupted` (the worker stopped mid-attempt; recorded when the
+   * run resumes).
+   */
+  readonly outcome: 'succeeded' | 'skipped' | 'retrying' | 'failed' | 'dead' | 'interrupted';
+  /** The failure's `PB_…` code, for `retrying`, `failed` and `dead`. */
+  readonly code?: string | undefined;
+  /** How long the attempt took (the call, or the mapping for an attempt that failed before it); 0 for `interrupted`. */
+  readonly durationMs: number;
+}
+
+/** One rate-limit wait, as `ExecutorOptions.onRateLimitWait` reports it. */
+export interface RateLimitWaitObserved {
+  readonly runId: string;
+  readonly integration: string;
+  /** The step's id. */
+  readonly step: string;
+  /** How long the step waits (or, when `deferred`, how long until the run is claimable again). */
+  readonly waitMs: number;
+  /** True when the run was given back to the queue instead of waiting in its slot. */
+  readonly deferred: boolean;
 }
 
 type StepOutcome = 'next';
@@ -87,6 +132,8 @@ export class Executor {
   private readonly mappingLimits: MappingLimits | undefined;
   private readonly random: () => number;
   private readonly onRunSettled: ((settled: RunSettled) => void) | undefined;
+  private readonly onAttempt: ((observed: AttemptObserved) => void) | undefined;
+  private readonly onRateLimitWait: ((observed: RateLimitWaitObserved) => void) | undefined;
   private readonly limiter = new RateLimiter();
   private readonly inFlight = new Map<string, number>();
   private readonly tasks = new Set<Promise<void>>();
@@ -113,6 +160,8 @@ export class Executor {
     this.mappingLimits = options.mappingLimits;
     this.random = options.random ?? Math.random;
     this.onRunSettled = options.onRunSettled;
+    this.onAttempt = options.onAttempt;
+    this.onRateLimitWait = options.onRateLimitWait;
     // Every call in flight and every rate-limit wait listens for the shutdown abort.
     setMaxListeners(0, this.abort.signal);
   }
@@ -320,7 +369,34 @@ export class Executor {
   }
 
   private settled(run: RunRow, outcome: RunSettled['outcome']): void {
-    this.onRunSettled?.({ runId: run.id, integration: run.integration, outcome });
+    this.observe('onRunSettled', this.onRunSettled, { runId: run.id, integration: run.integration, outcome });
+  }
+
+  /** Calls an observation hook; a hook that throws is logged, never allowed to disturb the run. */
+  private observe<T>(name: string, hook: ((observed: T) => void) | undefined, observed: T): void {
+    if (hook === undefined) return;
+    try {
+      hook(observed);
+    } catch (error) {
+      this.logger.log('error', `the ${name} hook threw; ignored`, { error: errorText(error) });
+    }
+  }
+
+  /** Reports a recorded attempt to `onAttempt`, naming its outcome from the record written. */
+  private attemptRecorded(result: StepResult, integration: string, attempt: number): void {
+    if (this.onAttempt === undefined) return;
+    const recorded = result.attempt.outcome;
+    const outcome: AttemptObserved['outcome'] =
+      recorded === 'failed' ? 'retrying' : recorded === 'dead' ? (result.run.status === 'dead' ? 'dead' : 'failed') : recorded;
+    this.observe('onAttempt', this.onAttempt, {
+      runId: result.runId,
+      integration,
+      step: result.stepId,
+      attempt,
+      outcome,
+      code: result.attempt.errorCode,
+      durationMs: result.attempt.durationMs,
+    });
   }
 
   private integrationPlan(name: string): IntegrationPlan {
@@ -375,18 +451,23 @@ export class Executor {
         'PB_RUN_REVISION_CHANGED',
         `the integration's steps changed since this run started (${changed}); restore the steps and replay it with patchbay runs retry, or enqueue the event again under a new key (--key)`,
       );
-      const stepId = claimed.steps.find((row) => row.index === run.nextStep)?.stepId ?? plan.steps[run.nextStep]?.id ?? '(removed)';
+      const atRow = claimed.steps.find((row) => row.index === run.nextStep);
+      const stepId = atRow?.stepId ?? plan.steps[run.nextStep]?.id ?? '(removed)';
       const now = this.clock.now();
-      const ok = await this.write({
-        runId: run.id,
-        owner: this.owner,
-        now,
-        stepIndex: run.nextStep,
-        stepId,
-        attempt: { startedAt: now, durationMs: 0, outcome: 'dead', errorCode: failure.code, errorMessage: failure.message },
-        step: { status: 'dead' },
-        run: { status: 'dead', errorCode: failure.code, errorMessage: failure.message, errorStep: stepId },
-      });
+      const ok = await this.write(
+        {
+          runId: run.id,
+          owner: this.owner,
+          now,
+          stepIndex: run.nextStep,
+          stepId,
+          attempt: { startedAt: now, durationMs: 0, outcome: 'dead', errorCode: failure.code, errorMessage: failure.message },
+          step: { status: 'dead' },
+          run: { status: 'dead', errorCode: failure.code, errorMessage: failure.message, errorStep: stepId },
+        },
+        run.integration,
+        (atRow?.attempts ?? 0) + 1,
+      );
       return ok ? 'dead' : 'lost';
     }
     // The step row at the resume point counts only when it is the same step (attempts of a step
@@ -397,6 +478,7 @@ export class Executor {
     if (claimed.resumedAfterLoss) {
       if (!(await this.store.recordInterrupted(run.id, this.owner, current.index, current.id, this.clock.now()))) return 'lost';
       attempts += 1;
+      this.observe('onAttempt', this.onAttempt, { runId: run.id, integration: run.integration, step: current.id, attempt: attempts, outcome: 'interrupted', durationMs: 0 });
       this.logger.log('warn', 'resuming a run whose worker stopped mid-step; the step is tried again with the same idempotency key', { run: run.id, step: current.id });
     }
     for (let index = run.nextStep; index < plan.steps.length; index += 1) {
@@ -444,7 +526,7 @@ export class Executor {
     try {
       if (step.condition !== undefined && !(await evaluateCondition(step.condition, context, this.mappingLimits))) {
         context.steps[step.id] = { output: undefined, status: 'skipped' };
-        const written = this.write(this.result(run, step, { startedAt, durationMs: this.clock.now() - startedAt, outcome: 'skipped' }, { status: 'skipped' }, onward));
+        const written = this.write(this.result(run, step, { startedAt, durationMs: this.clock.now() - startedAt, outcome: 'skipped' }, { status: 'skipped' }, onward), run.integration, attempts + 1);
         return settle(written, 'next');
       }
       const mapped = await evaluateMapping(step.inputs, context, this.mappingLimits);
@@ -456,7 +538,10 @@ export class Executor {
     }
 
     const reservation = this.reserve(step, inputs);
+    const waited = (waitMs: number, deferred: boolean): void =>
+      this.observe('onRateLimitWait', this.onRateLimitWait, { runId: run.id, integration: run.integration, step: step.id, waitMs, deferred });
     if (!reservation.granted) {
+      waited(Math.max(0, reservation.retryAtMs - this.clock.now()), true);
       const ok = await this.store.deferRun(run.id, this.owner, reservation.retryAtMs, this.clock.now());
       return ok ? 'deferred' : 'lost';
     }
@@ -464,9 +549,11 @@ export class Executor {
     // tokens are already taken, so only the pause is looked at again.
     for (let waitMs = reservation.waitMs; waitMs > 0; waitMs = this.limiter.pausedUntil(step.connection.credentialId) - this.clock.now()) {
       if (waitMs > this.maxRateWaitMs) {
+        waited(waitMs, true);
         const ok = await this.store.deferRun(run.id, this.owner, this.clock.now() + waitMs, this.clock.now());
         return ok ? 'deferred' : 'lost';
       }
+      waited(waitMs, false);
       await sleep(waitMs, this.abort.signal);
       if (this.abort.signal.aborted) {
         // Stopped before anything was sent: give the run back cleanly (not as interrupted).
@@ -514,6 +601,8 @@ export class Executor {
           { status: 'succeeded', output },
           onward,
         ),
+        run.integration,
+        attempts + 1,
       );
       return settle(written, 'next');
     }
@@ -543,11 +632,13 @@ export class Executor {
    * refuses, the run is given back to the queue when possible and the error is raised; the step
    * is then repeated with the same idempotency key.
    */
-  private async write(result: StepResult): Promise<boolean> {
+  private async write(result: StepResult, integration: string, attemptNumber: number): Promise<boolean> {
     let delayMs = 50;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await this.store.recordStep(result);
+        const written = await this.store.recordStep(result);
+        if (written) this.attemptRecorded(result, integration, attemptNumber);
+        return written;
       } catch (error) {
         const transient = error instanceof PatchbayError && error.retry !== 'terminal';
         // Shutting down: one more try at most, so `stop` keeps its deadline.
@@ -600,13 +691,13 @@ export class Executor {
     };
     if (decision.retry) {
       this.logger.log('info', 'step failed; retrying', { run: run.id, step: step.id, code: failure.code, attempt: attempts + 1, retryInMs: decision.delayMs });
-      const ok = await this.write(this.result(run, step, { ...attempt, outcome: 'failed', retryAt: decision.atMs }, { status: 'pending' }, { status: 'retrying', availableAt: decision.atMs }));
+      const ok = await this.write(this.result(run, step, { ...attempt, outcome: 'failed', retryAt: decision.atMs }, { status: 'pending' }, { status: 'retrying', availableAt: decision.atMs }), run.integration, attempts + 1);
       return ok ? 'retrying' : 'lost';
     }
     const why = reasonText(decision, attempts + 1, step.retry.maxAttempts);
     if (step.continueOnError) {
       this.logger.log('warn', 'step failed; continuing (continueOnError)', { run: run.id, step: step.id, code: failure.code });
-      const ok = await this.write(this.result(run, step, { ...attempt, outcome: 'dead' }, { status: 'failed' }, onward));
+      const ok = await this.write(this.result(run, step, { ...attempt, outcome: 'dead' }, { status: 'failed' }, onward), run.integration, attempts + 1);
       if (!ok) return 'lost';
       context.steps[step.id] = { output: undefined, status: 'failed' };
       return onward.status === 'succeeded' ? 'succeeded' : 'next';
@@ -614,6 +705,8 @@ export class Executor {
     this.logger.log('warn', 'run is a dead letter', { run: run.id, step: step.id, code: failure.code, reason: why });
     const ok = await this.write(
       this.result(run, step, { ...attempt, outcome: 'dead' }, { status: 'dead' }, { status: 'dead', errorCode: failure.code, errorMessage: `${message} (${why})`, errorStep: step.id }),
+      run.integration,
+      attempts + 1,
     );
     return ok ? 'dead' : 'lost';
   }
