@@ -186,6 +186,18 @@ export const codes = {
 
   // PostgreSQL store.
   PB_STATE_UNAVAILABLE: entry('error', 'The PostgreSQL state database could not be reached, or dropped the connection during an operation (which may or may not have been committed): check the server; it is retried.', 'transient'),
+
+  // Admin API and its clients (issue 5, helper D).
+  PB_ADMIN_CONFIG: entry('error', 'The admin API\'s authentication settings are invalid: a token too short, a JWKS URL that is not https (loopback excepted), or a JWKS URL without its issuer and audience.'),
+  PB_ADMIN_UNAUTHENTICATED: entry('error', 'The admin API or /metrics was called without a valid bearer token or JWT (missing, unknown, expired, not yet valid, wrong issuer, audience or algorithm), or no admin credential is configured: send `Authorization: Bearer …`.'),
+  PB_ADMIN_FORBIDDEN: entry('error', 'The credential is valid but lacks the scope: reading needs `patchbay:read`, retrying dead letters needs `patchbay:operate` (PATCHBAY_ADMIN_TOKEN, not the read token).'),
+  PB_ADMIN_AUTH_UNAVAILABLE: entry('error', 'The JWT could not be checked because the JWKS endpoint did not answer in time or answered garbage; try again.', 'transient'),
+  PB_ADMIN_BAD_REQUEST: entry('error', 'An admin API request has a bad query parameter or body (an unknown status, a limit out of range, malformed JSON).'),
+  PB_ADMIN_NOT_FOUND: entry('error', 'No admin API route or integration has this path or name.'),
+  PB_ADMIN_METHOD: entry('error', 'The admin API route does not answer this HTTP method; the `Allow` header lists the ones it does.'),
+  PB_ADMIN_STORE_TIMEOUT: entry('error', 'The state store did not answer the admin API or metrics in time (a long transaction holds it); try again.', 'transient'),
+  PB_ADMIN_BAD_SERVER: entry('error', 'The `--server` URL (or PATCHBAY_SERVER) is not an http(s) URL, carries credentials or a query, or uses plain http to a host that is not loopback.'),
+  PB_ADMIN_UNREACHABLE: entry('error', 'The daemon\'s admin API could not be reached at the `--server` URL (refused, timed out, not a Patchbay daemon).', 'transient'),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;
