@@ -198,6 +198,14 @@ export const codes = {
   PB_ADMIN_STORE_TIMEOUT: entry('error', 'The state store did not answer the admin API or metrics in time (a long transaction holds it); try again.', 'transient'),
   PB_ADMIN_BAD_SERVER: entry('error', 'The `--server` URL (or PATCHBAY_SERVER) is not an http(s) URL, carries credentials or a query, or uses plain http to a host that is not loopback.'),
   PB_ADMIN_UNREACHABLE: entry('error', 'The daemon\'s admin API could not be reached at the `--server` URL (refused, timed out, not a Patchbay daemon).', 'transient'),
+  // Webhook verification and delivery parsing (issue 5, helper A). Ingress statuses in parentheses.
+  PB_WEBHOOK_MISSING_SIGNATURE: entry('error', 'A webhook delivery lacks its signature header (or the timestamp or id header its scheme signs); answered 401.'),
+  PB_WEBHOOK_BAD_SIGNATURE: entry('error', "A webhook delivery's signature is malformed or matches none of the connection's webhook secrets (a wrong or removed secret, or a body changed on the way); answered 401."),
+  PB_WEBHOOK_STALE: entry('error', "A webhook delivery's signed timestamp is further from now than the scheme's tolerance, in the past (a replay) or the future (a clock far ahead); answered 401."),
+  PB_WEBHOOK_BAD_BODY: entry('error', 'A verified webhook body cannot be read: not UTF-8, JSON that does not parse, a malformed form body (the error gives the position, never the content); answered 400.'),
+  PB_WEBHOOK_UNSUPPORTED_MEDIA: entry('error', "A webhook delivery's Content-Type is missing, is not the provider's (JSON or form), or names a charset other than UTF-8; answered 415."),
+  PB_WEBHOOK_CONFIG: entry('error', "A connection's webhook verification cannot work: no webhook secret, a secret in the wrong form (Standard Webhooks `whsec_<base64>`, SendGrid's base64 public key), or contradictory verification fields; the integration is reported broken."),
+  PB_WEBHOOK_SCHEME_UNSUPPORTED: entry('error', "The provider's webhook signature scheme is not supported by the daemon yet (`plaid`, `awsSns`: their keys must be fetched from the provider); the integration is reported broken."),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;
