@@ -95,7 +95,16 @@ export interface PlanOptions {
   readonly clock?: Clock;
   readonly logger?: Logger;
   /** Passed to every connection (a sandbox base URL, private addresses allowed, HTTP client options). */
-  readonly connectionContext?: Pick<ConnectionContext, 'http' | 'allowPrivateAddresses' | 'overrideBaseUrl'>;
+  readonly connectionContext?: PlanConnectionContext;
+}
+
+/** What the plan passes to every connection it opens. */
+export interface PlanConnectionContext extends Pick<ConnectionContext, 'http' | 'allowPrivateAddresses' | 'overrideBaseUrl'> {
+  /**
+   * A base URL per provider name (the built-in sandbox plays each provider at its own URL). A
+   * provider it answers undefined for falls back to `overrideBaseUrl`, then to its own URLs.
+   */
+  readonly overrideBaseUrlFor?: (provider: string) => string | undefined;
 }
 
 /**
@@ -118,7 +127,9 @@ export async function buildExecutionPlan(options: PlanOptions): Promise<Executio
       for (const [name, connection] of Object.entries(spec.connections)) {
         const provider = options.registry.get(connection.provider);
         if (provider === undefined) throw new PatchbayError('PB_REF_UNKNOWN_PROVIDER', `connection "${name}": provider "${connection.provider}" is not loaded`);
-        const open = await ProviderConnection.open(name, connection, provider, { ...options.connectionContext, secrets, clock, logger });
+        const { overrideBaseUrlFor, ...context } = options.connectionContext ?? {};
+        const overrideBaseUrl = overrideBaseUrlFor?.(connection.provider) ?? context.overrideBaseUrl;
+        const open = await ProviderConnection.open(name, connection, provider, { ...context, overrideBaseUrl, secrets, clock, logger });
         connections.set(name, open);
         opened.push(open);
       }
