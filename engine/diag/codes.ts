@@ -206,6 +206,14 @@ export const codes = {
   PB_WEBHOOK_UNSUPPORTED_MEDIA: entry('error', "A webhook delivery's Content-Type is missing, is not the provider's (JSON or form), or names a charset other than UTF-8; answered 415."),
   PB_WEBHOOK_CONFIG: entry('error', "A connection's webhook verification cannot work: no webhook secret, a secret in the wrong form (Standard Webhooks `whsec_<base64>`, SendGrid's base64 public key), or contradictory verification fields; the integration is reported broken."),
   PB_WEBHOOK_SCHEME_UNSUPPORTED: entry('error', "The provider's webhook signature scheme is not supported by the daemon yet (`plaid`, `awsSns`: their keys must be fetched from the provider); the integration is reported broken."),
+  // The sandbox and `patchbay send` (issue 5, helper E).
+  PB_SANDBOX_NOT_RUNNING: entry('error', 'No sandbox daemon runs for this project: `.patchbay/sandbox.json` is missing. Start one with `patchbay serve --sandbox` (or `npm start`), or pass `--dir` to the project it serves.'),
+  PB_SANDBOX_FILE_INVALID: entry('error', '`.patchbay/sandbox.json` cannot be read or is not what `patchbay serve --sandbox` writes (a leftover of another version?): restart the sandbox daemon.'),
+  PB_SEND_NO_EVENT: entry('error', '`patchbay send` has no event to send: the named event type has no sample in the provider, or the `--event` file is missing or not JSON.'),
+  PB_SEND_UNSUPPORTED: entry('error', 'The integration cannot be triggered by `patchbay send`: its trigger is a schedule or a poll, or its provider signs deliveries with keys only the provider holds (SendGrid, Plaid, AWS SNS).'),
+  PB_SEND_UNREACHABLE: entry('error', 'The daemon named in `.patchbay/sandbox.json` (or `--server`) did not answer: it stopped, or the URL is wrong.', 'transient'),
+  PB_SEND_REFUSED: entry('error', 'The daemon refused the delivery `patchbay send` posted (its error code and message are shown), or ignored it as an event type the integration does not subscribe to.'),
+  PB_SEND_TIMEOUT: entry('error', 'The run did not finish within `--timeout`; it goes on in the daemon: follow it with `patchbay runs show <run-id>`.', 'transient'),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;
