@@ -59,6 +59,8 @@ export class DaemonMetrics {
   private readonly deadLetters: Counter<'integration'>;
   private readonly rateLimitWaits: Histogram<'integration' | 'deferred'>;
   private readonly queueReadFailures: Counter;
+  private readonly queueDepth: Gauge<'integration' | 'status'>;
+  private readonly countRuns: (() => Promise<readonly RunCounts[]>) | undefined;
 
   constructor(options: DaemonMetricsOptions = {}) {
     this.maxSteps = options.maxStepsPerIntegration ?? 100;
@@ -84,37 +86,15 @@ export class DaemonMetrics {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers,
     });
-    this.queueReadFailures = new Counter({ name: 'patchbay_queue_depth_read_failures_total', help: 'Scrapes where the queue depth could not be read in time (the previous values were kept).', registers });
 
-    const countRuns = options.countRuns;
-    if (countRuns !== undefined) {
-      // Arrow functions keep `this` as the DaemonMetrics; prom-client calls collect on the gauge.
-      const metrics = this;
-      let last = new Map<string, number>();
-      new Gauge({
-        name: 'patchbay_queue_depth',
-        help: 'Runs not finished, by integration and status (queued, running, retrying), read from the state store at scrape time.',
-        labelNames: ['integration', 'status'],
-        registers,
-        async collect() {
-          const counts = await metrics.readCounts(countRuns);
-          if (counts !== undefined) {
-            last = new Map();
-            for (const name of metrics.integrations) for (const status of queueStatuses) last.set(`${name}\u0000${status}`, 0);
-            for (const row of counts) {
-              if (!(queueStatuses as readonly string[]).includes(row.status)) continue;
-              const key = `${metrics.integrationLabel(row.integration)}\u0000${row.status}`;
-              last.set(key, (last.get(key) ?? 0) + row.count);
-            }
-          }
-          this.reset();
-          for (const [key, count] of last) {
-            const [integration, status] = key.split('\u0000') as [string, string];
-            this.set({ integration, status }, count);
-          }
-        },
-      });
-    }
+    this.countRuns = options.countRuns;
+    this.queueDepth = new Gauge({
+      name: 'patchbay_queue_depth',
+      help: 'Runs not finished, by integration and status (queued, running, retrying), read from the state store at scrape time.',
+      labelNames: ['integration', 'status'],
+      registers,
+    });
+    this.queueReadFailures = new Counter({ name: 'patchbay_queue_depth_read_failures_total', help: 'Scrapes where the queue depth could not be read in time (the previous values were kept).', registers });
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -162,6 +142,9 @@ export class DaemonMetrics {
    * `countTimeoutMs`). Never rejects because of the store.
    */
   async render(): Promise<{ contentType: string; body: string }> {
+    // Read before serialising (not in a gauge's collect): prom-client collects every metric at
+    // once, so a failure counted during collection would only show in the next scrape.
+    await this.refreshQueueDepth();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
@@ -177,6 +160,25 @@ export class DaemonMetrics {
     if (seen.size >= this.maxSteps) return otherLabel;
     seen.add(step);
     return step;
+  }
+
+  /** Sets the queue-depth gauge from the store; on a failure or timeout the previous values stay. */
+  private async refreshQueueDepth(): Promise<void> {
+    if (this.countRuns === undefined) return;
+    const counts = await this.readCounts(this.countRuns);
+    if (counts === undefined) return;
+    const depth = new Map<string, number>();
+    for (const name of this.integrations) for (const status of queueStatuses) depth.set(`${name}\u0000${status}`, 0);
+    for (const row of counts) {
+      if (!(queueStatuses as readonly string[]).includes(row.status)) continue;
+      const key = `${this.integrationLabel(row.integration)}\u0000${row.status}`;
+      depth.set(key, (depth.get(key) ?? 0) + row.count);
+    }
+    this.queueDepth.reset();
+    for (const [key, count] of depth) {
+      const [integration, status] = key.split('\u0000') as [string, string];
+      this.queueDepth.set({ integration, status }, count);
+    }
   }
 
   private async readCounts(countRuns: () => Promise<readonly RunCounts[]>): Promise<readonly RunCounts[] | undefined> {
