@@ -10,9 +10,10 @@ import { parseDurationMs } from '../lib/duration.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { SecretSet, writeSecret, type SecretRef, type SecretSources } from '../lib/secrets.js';
 import type { Connection } from '../types/integration.generated.js';
-import type { ProviderAuthScheme, ProviderOperation } from '../types/provider.generated.js';
+import type { ProviderAuthScheme, ProviderOperation, ProviderPagination } from '../types/provider.generated.js';
 import type { LoadedProvider } from './registry.js';
-import { buildRequest, findOperation, type CallTarget } from './request-builder.js';
+import { readPath } from './paths.js';
+import { buildRequest, findOperation, nextPageRequest, pageItems, paginationOf, type CallTarget } from './request-builder.js';
 import { readResponse } from './response-reader.js';
 
 /**
@@ -64,6 +65,59 @@ export interface CallResult {
   readonly durationMs: number;
   /** The request as built, before signing (no credentials): safe to show or store after redaction. */
   readonly request: OutboundRequest;
+}
+
+/** Options of `pages`. */
+export interface PagesOptions extends CallOptions {
+  /** Pages read at most in one listing. @default 1000 */
+  readonly maxPages?: number;
+}
+
+/** One page of a listing, as `pages` yields it. */
+export interface ListingPage {
+  /** The parsed answer. */
+  readonly output: unknown;
+  /** The page's items (at the pagination's `itemsPath`; the body itself when it is a list), or undefined when there is no list there. */
+  readonly items: readonly unknown[] | undefined;
+  readonly status: number;
+  readonly durationMs: number;
+  /** The request as built, unsigned. */
+  readonly request: OutboundRequest;
+  /** 0 for the first page of this listing. */
+  readonly index: number;
+  /**
+   * The inputs that address the next page, for input-based pagination (`cursor`, `page`,
+   * `offset`): pass them to `pages` to resume the listing there later. Undefined on the last page
+   * and for `link`/`nextUrl` pagination, whose next page is a URL that is not resumable.
+   */
+  readonly nextInputs: Readonly<Record<string, unknown>> | undefined;
+  /** True when the provider said this is the last page. */
+  readonly last: boolean;
+}
+
+/**
+ * The inputs of the page after this one, for input-based styles (the same arithmetic as
+ * `nextPageRequest`, which builds the request but does not return the inputs).
+ */
+function nextPageInputs(
+  pagination: ProviderPagination,
+  inputs: Readonly<Record<string, unknown>>,
+  body: unknown,
+  items: readonly unknown[] | undefined,
+): Readonly<Record<string, unknown>> | undefined {
+  switch (pagination.style) {
+    case 'cursor':
+      if (pagination.cursorParam === undefined || pagination.cursorPath === undefined) return undefined;
+      return { ...inputs, [pagination.cursorParam]: readPath(body, pagination.cursorPath) };
+    case 'page':
+    case 'offset': {
+      if (pagination.pageParam === undefined) return undefined;
+      const current = Number(inputs[pagination.pageParam] ?? (pagination.style === 'page' ? 1 : 0));
+      return { ...inputs, [pagination.pageParam]: pagination.style === 'page' ? current + 1 : current + (items?.length ?? 0) };
+    }
+    default:
+      return undefined;
+  }
 }
 
 export class ProviderConnection {
@@ -197,20 +251,73 @@ export class ProviderConnection {
     try {
       const definition = findOperation(this.provider.document, operation);
       const request = this.build(operation, inputs, options);
-      const signer = this.signerFor(definition);
-      let signed = await signer.sign(request);
-      let response: InboundResponse = await this.client.send(signed, { ...options, allowedHosts: this.allowedHosts });
-      if (response.status === 401 && signer.invalidate !== undefined) {
-        // Only the token this request carried is dropped: concurrent 401s cause one renewal.
-        signer.invalidate(signed);
-        signed = await signer.sign(request);
-        response = await this.client.send(signed, { ...options, allowedHosts: this.allowedHosts });
-      }
-      const output = readResponse(this.provider.document, operation, response, this.clock);
+      const { output, response } = await this.exchange(operation, definition, request, options);
       return { output, status: response.status, durationMs: response.durationMs, request };
     } catch (error) {
       throw redactError(error, this.secrets);
     }
+  }
+
+  /**
+   * Lists `operation` page by page, following its pagination (`nextPageRequest`): yields each
+   * page as soon as it is read, and asks for the next one only when the consumer pulls again, so
+   * a consumer can commit a page's work before the next request goes out. Stops after the last
+   * page, or after `maxPages` pages (the last yielded page then still carries `nextInputs` where
+   * the pagination allows resuming). Rejects, when a page is requested, with the errors of `call`
+   * and PB_PROVIDER_BAD_PAGE (a next link to another origin, a cursor that does not move).
+   */
+  async *pages(operation: string, inputs: Readonly<Record<string, unknown>>, options: PagesOptions = {}): AsyncGenerator<ListingPage, void, undefined> {
+    const maxPages = options.maxPages ?? 1_000;
+    const document = this.provider.document;
+    let definition: ProviderOperation;
+    let request: OutboundRequest;
+    try {
+      definition = findOperation(document, operation);
+      request = this.build(operation, inputs, options);
+    } catch (error) {
+      throw redactError(error, this.secrets);
+    }
+    const pagination = paginationOf(document, definition);
+    let pageInputs = inputs;
+    for (let index = 0; index < maxPages; index++) {
+      let page: ListingPage;
+      let next: OutboundRequest | undefined;
+      try {
+        const { output, response } = await this.exchange(operation, definition, request, options);
+        next = nextPageRequest({ provider: document, operationName: operation, inputs: pageInputs, target: this.target, request, response, body: output });
+        const items = pageItems(pagination, output);
+        page = {
+          output,
+          items,
+          status: response.status,
+          durationMs: response.durationMs,
+          request,
+          index,
+          nextInputs: next === undefined || pagination === undefined ? undefined : nextPageInputs(pagination, pageInputs, output, items),
+          last: next === undefined,
+        };
+      } catch (error) {
+        throw redactError(error, this.secrets);
+      }
+      yield page;
+      if (next === undefined) return;
+      request = next;
+      pageInputs = page.nextInputs ?? pageInputs;
+    }
+  }
+
+  /** Signs and sends a built request (again with a fresh token after a 401) and reads the answer. */
+  private async exchange(operation: string, definition: ProviderOperation, request: OutboundRequest, options: CallOptions): Promise<{ output: unknown; response: InboundResponse }> {
+    const signer = this.signerFor(definition);
+    let signed = await signer.sign(request);
+    let response: InboundResponse = await this.client.send(signed, { ...options, allowedHosts: this.allowedHosts });
+    if (response.status === 401 && signer.invalidate !== undefined) {
+      // Only the token this request carried is dropped: concurrent 401s cause one renewal.
+      signer.invalidate(signed);
+      signed = await signer.sign(request);
+      response = await this.client.send(signed, { ...options, allowedHosts: this.allowedHosts });
+    }
+    return { output: readResponse(this.provider.document, operation, response, this.clock), response };
   }
 
   /** Closes the connection's keep-alive sockets. */
