@@ -214,6 +214,12 @@ export const codes = {
   PB_SEND_UNREACHABLE: entry('error', 'The daemon named in `.patchbay/sandbox.json` (or `--server`) did not answer: it stopped, or the URL is wrong.', 'transient'),
   PB_SEND_REFUSED: entry('error', 'The daemon refused the delivery `patchbay send` posted (its error code and message are shown), or ignored it as an event type the integration does not subscribe to.'),
   PB_SEND_TIMEOUT: entry('error', 'The run did not finish within `--timeout`; it goes on in the daemon: follow it with `patchbay runs show <run-id>`.', 'transient'),
+
+  // Poll and schedule triggers (issue 5, helper C).
+  PB_POLL_FAILED: entry('error', 'A poll of a listing operation failed (the provider answered an error, the network failed, or the events could not be stored): the cursor did not move and the poll is tried again at the next tick; the error\'s own code is in the log.', 'transient'),
+  PB_POLL_NOT_A_LIST: entry('error', "A poll's listing answer holds no list of items where the provider's pagination says (`itemsPath`): fix the provider's pagination or poll a listing operation."),
+  PB_POLL_ITEM_WITHOUT_ID: entry('warning', "A polled item has no usable id at the trigger's `itemId` path (missing, or not a string or number): it cannot be deduplicated and is skipped."),
+  PB_TRIGGER_STATE_UNREADABLE: entry('warning', "A poll or schedule trigger's stored cursor cannot be read (written by another version or damaged): it starts again from `cursor.initial` or now, and deduplication by id prevents repeated runs."),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;
