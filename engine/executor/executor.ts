@@ -8,7 +8,7 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import { evaluateCondition, evaluateMapping, type MappingLimits } from '../mapping/evaluate.js';
 import type { CallResult } from '../providers/connection.js';
 import type { ProviderFailure } from '../providers/response-reader.js';
-import type { AcceptedEvent, ClaimedRun, NewEvent, RunRow, StateStore, StepResult, StepRow } from '../store/state-store.js';
+import type { AcceptedEvent, ClaimedRun, NewEvent, OrderKeyAssignment, RunRow, StateStore, StepResult, StepRow } from '../store/state-store.js';
 import type { ExecutionPlan, IntegrationPlan, StepPlan } from './plan.js';
 import { RateLimiter, type Reservation, type TokenBucket } from './rate-limiter.js';
 import { decideRetry, type RetryDecision } from './retry-policy.js';
@@ -120,6 +120,9 @@ type StepOutcome = 'next';
 
 const finishedStepStatuses = new Set(['succeeded', 'skipped', 'failed']);
 
+/** Pending ordering keys decided per integration per store round trip. */
+const keyBatch = 64;
+
 export class Executor {
   readonly owner: string;
   private plan: ExecutionPlan;
@@ -181,10 +184,13 @@ export class Executor {
   }
 
   /**
-   * Accepts events: each is redacted with its integration's rules, given its ordering key, and
-   * committed durably with its run (see `StateStore.acceptEvents`). Rejects with
-   * PB_INTEGRATION_BROKEN for an integration that is not in the plan or cannot run (nothing of
-   * the batch is written then), and with the store's errors.
+   * Accepts events: each is redacted with its integration's rules and committed durably with its
+   * run (see `StateStore.acceptEvents`), and nothing else: no mapping runs before the promise
+   * resolves, so a webhook is answered as soon as its event is safe. The ordering key of an
+   * integration with `concurrency.orderBy` is decided afterwards, by the executor's loop (see
+   * `assignPendingKeys`). Rejects with PB_INTEGRATION_DISABLED for a disabled integration,
+   * PB_INTEGRATION_BROKEN for one that is not in the plan or cannot run (nothing of the batch is
+   * written then), and with the store's errors.
    */
   async submit(events: readonly SubmittedEvent[]): Promise<readonly AcceptedEvent[]> {
     const now = this.clock.now();
@@ -200,7 +206,7 @@ export class Executor {
         payload: plan.redactor.redactEvent(event.payload),
         receivedAt: event.receivedAt ?? now,
         revision: this.plan.revision,
-        orderKey: await this.orderKeyOf(plan, event.payload),
+        keyPending: plan.orderBy !== undefined,
         stepCount: plan.steps.length,
       });
     }
@@ -265,10 +271,11 @@ export class Executor {
   async drain(): Promise<number> {
     let total = 0;
     for (;;) {
+      const keyed = await this.assignPendingKeys();
       const claimed = await this.claimBatch();
       total += claimed;
-      if (this.tasks.size === 0 && claimed === 0) return total;
-      await Promise.race([...this.tasks]);
+      if (this.tasks.size === 0 && claimed === 0 && keyed === 0) return total;
+      if (this.tasks.size > 0) await Promise.race([...this.tasks]);
     }
   }
 
@@ -276,12 +283,18 @@ export class Executor {
     await this.recoverOrphans();
     while (this.running) {
       let claimed = 0;
+      let keyed = 0;
+      try {
+        keyed = await this.assignPendingKeys();
+      } catch (error) {
+        this.logger.log('error', 'deciding ordering keys failed; trying again', { error: errorText(error) });
+      }
       try {
         claimed = await this.claimBatch();
       } catch (error) {
         this.logger.log('error', 'claiming runs failed; trying again', { error: errorText(error) });
       }
-      if (claimed === 0) await this.waitForWork();
+      if (claimed === 0 && keyed === 0) await this.waitForWork();
     }
   }
 
@@ -409,16 +422,58 @@ export class Executor {
     );
   }
 
-  /** The hashed ordering key: only equality matters, and the raw value may be personal data. */
-  private async orderKeyOf(plan: IntegrationPlan, payload: unknown): Promise<string | undefined> {
+  /**
+   * Decides the ordering keys of runs accepted with their key pending (see `submit`): takes the
+   * oldest pending runs of the integrations in the plan, evaluates each one's `orderBy` over its
+   * stored (redacted) event with the mapping limits, and hands the keys to the store, which sets
+   * them in arrival order and postpones any run behind an earlier one still pending (another
+   * worker's, or one left out here), so a run never overtakes an earlier run of its key. Runs of
+   * an integration that no longer has `orderBy` get no key. Runs of integrations not in the plan
+   * (broken) stay pending until a plan has them. Returns how many keys were set.
+   */
+  private async assignPendingKeys(): Promise<number> {
+    if (!this.running && this.loopDone !== undefined) return 0;
+    const integrations = [...this.plan.integrations.keys()];
+    if (integrations.length === 0) return 0;
+    let total = 0;
+    // A few rounds at most, so a large backlog of pending keys does not hold up claiming.
+    for (let round = 0; round < 4; round += 1) {
+      const pending = await this.store.pendingOrderKeys(integrations, keyBatch);
+      if (pending.length === 0) break;
+      const assignments: OrderKeyAssignment[] = [];
+      for (const run of pending) {
+        const plan = this.plan.integrations.get(run.integration);
+        if (plan === undefined) continue;
+        assignments.push({ runId: run.runId, orderKey: await this.orderKeyOf(plan, run.payload, run.runId) });
+      }
+      const assigned = (await this.store.assignOrderKeys(assignments)).length;
+      total += assigned;
+      if (assigned === 0 || pending.length < keyBatch) break;
+    }
+    return total;
+  }
+
+  /**
+   * The hashed ordering key: only equality matters, and the raw value may be personal data.
+   *
+   * An expression that fails (a mapping error, a time, depth or size limit) gives no key: the run
+   * executes unordered, with a warning naming the run and the code. The alternatives are worse:
+   * holding the run would hold every later run of the integration (keys are decided in arrival
+   * order), and a dead letter would run unordered anyway once replayed, after the runs of its key
+   * that went on meanwhile. An empty key (undefined, null, '') also means unordered, by design.
+   */
+  private async orderKeyOf(plan: IntegrationPlan, payload: unknown, runId: string): Promise<string | undefined> {
     if (plan.orderBy === undefined) return undefined;
     let value: unknown;
     try {
       value = await evaluateMapping(plan.orderBy, { event: payload, vars: plan.vars }, this.mappingLimits);
     } catch (error) {
-      // Without a key the event is not ordered, which is safe; refusing it would lose it.
-      // The code only: the message may quote the raw (not yet redacted) event.
-      this.logger.log('warn', 'orderBy failed for an event; it runs unordered', { integration: plan.name, code: error instanceof PatchbayError ? error.code : 'PB_INTERNAL' });
+      // The code only: mapping messages carry no data, but the code is all an operator needs here.
+      this.logger.log('warn', 'orderBy failed for an event; it runs unordered', {
+        integration: plan.name,
+        run: runId,
+        code: error instanceof PatchbayError ? error.code : 'PB_INTERNAL',
+      });
       return undefined;
     }
     if (value === undefined || value === null || value === '') return undefined;

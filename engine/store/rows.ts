@@ -11,6 +11,8 @@ export interface RunColumns {
   seq: number;
   integration: string;
   order_key: string | null;
+  /** 0/1 in SQLite, a boolean in PostgreSQL. */
+  key_pending: number | boolean;
   status: RunStatus;
   available_at: number;
   lease_owner: string | null;
@@ -82,6 +84,7 @@ export function toRunRow(run: RunColumns, event: EventColumns): RunRow {
     status: run.status,
     revision: event.revision,
     orderKey: run.order_key ?? undefined,
+    keyPending: Boolean(run.key_pending),
     receivedAt: event.received_at,
     updatedAt: run.updated_at,
     availableAt: run.available_at,

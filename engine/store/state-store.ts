@@ -61,6 +61,13 @@ export interface NewEvent {
   readonly revision: string;
   /** Ordering key (from the integration's `concurrency.orderBy`): runs with the same key execute one at a time, in arrival order. */
   readonly orderKey?: string | undefined;
+  /**
+   * True when the ordering key is decided after acceptance (the executor evaluates `orderBy` then,
+   * so nothing but the commit happens before a webhook is answered) and set with
+   * `assignOrderKeys`. Until then the run is not claimable. Not together with `orderKey`
+   * (RangeError); within one integration, use either this or `orderKey`, not both.
+   */
+  readonly keyPending?: boolean | undefined;
   /** Steps the integration had when the event was accepted (for progress such as `2/3`). */
   readonly stepCount?: number | undefined;
 }
@@ -86,6 +93,8 @@ export interface RunRow {
   /** Revision that accepted the event. */
   readonly revision: string;
   readonly orderKey: string | undefined;
+  /** True while the run waits for its ordering key (`NewEvent.keyPending`); such a run is `queued` and not claimable. */
+  readonly keyPending: boolean;
   readonly receivedAt: number;
   readonly updatedAt: number;
   /** When a `queued`/`retrying` run may be claimed (the durable timer). */
@@ -203,6 +212,21 @@ export interface StepResult {
     | { readonly status: 'dead'; readonly errorCode: string; readonly errorMessage: string; readonly errorStep: string };
 }
 
+/** A run whose ordering key is pending, as `pendingOrderKeys` lists it. */
+export interface PendingOrderKey {
+  readonly runId: string;
+  readonly integration: string;
+  readonly seq: number;
+  /** The event's payload as stored (redacted): what `orderBy` is evaluated over. */
+  readonly payload: unknown;
+}
+
+/** The ordering key decided for a pending run: `undefined` runs it unordered. */
+export interface OrderKeyAssignment {
+  readonly runId: string;
+  readonly orderKey: string | undefined;
+}
+
 export interface RunFilter {
   readonly integration?: string | undefined;
   readonly status?: RunStatus | undefined;
@@ -245,10 +269,29 @@ export interface StateStore {
   acceptEvents(events: readonly NewEvent[]): Promise<readonly AcceptedEvent[]>;
 
   /**
+   * Runs whose ordering key is pending (`NewEvent.keyPending`), of the integrations named, oldest
+   * first (ascending `seq`), at most `limitPerIntegration` of each.
+   */
+  pendingOrderKeys(integrations: readonly string[], limitPerIntegration: number): Promise<readonly PendingOrderKey[]>;
+
+  /**
+   * Sets the ordering keys of pending runs, in one transaction, in `seq` order, each exactly as
+   * `acceptEvents` would have with that `orderKey`: the run is blocked while an earlier
+   * unfinished run of its integration has the same key, and becomes claimable (at its
+   * `availableAt`) otherwise. A run is assigned only when no earlier run of its integration is
+   * still pending after the assignments before it in this call: the others are postponed (left
+   * pending, for a later call), so keys are always decided in arrival order, whichever worker
+   * decides them and however many do at once. A run that is no longer pending (another worker
+   * assigned it) is left alone. Returns the ids assigned by this call.
+   */
+  assignOrderKeys(assignments: readonly OrderKeyAssignment[]): Promise<readonly string[]>;
+
+  /**
    * Claims runnable runs: `queued` or `retrying` with `availableAt <= now`, or `running` with an
    * expired lease, oldest first, at most `capacity` per integration; a run with an `orderKey` is
-   * claimed only when no earlier unfinished run of the integration has the same key. Each claimed
-   * run becomes `running` under `owner` until `now + leaseMs`.
+   * claimed only when no earlier unfinished run of the integration has the same key, and a run
+   * whose key is pending is not claimed. Each claimed run becomes `running` under `owner` until
+   * `now + leaseMs`.
    */
   claimRuns(options: ClaimOptions): Promise<readonly ClaimedRun[]>;
 
@@ -280,7 +323,10 @@ export interface StateStore {
    */
   deferRun(runId: string, owner: string, availableAt: number, now: number): Promise<boolean>;
 
-  /** Earliest `availableAt` of a waiting run, or of a lease expiry: when a worker should look again. */
+  /**
+   * Earliest `availableAt` of a waiting run, or of a lease expiry, or of the oldest run whose key
+   * is pending (keying is due at once): when a worker should look again.
+   */
   nextWakeAt(): Promise<number | undefined>;
 
   getRun(runId: string): Promise<RunRow | undefined>;

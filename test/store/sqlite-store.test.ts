@@ -38,6 +38,12 @@ function succeed(runId: string, owner: string, now: number, stepIndex: number, e
 
 const orders = (count: number): ReadonlyMap<string, number> => new Map([['orders', count]]);
 
+/** Migration 3 undone: the indexes as version 1 made them, and no key_pending column. */
+const undoKeyPending = `DROP INDEX runs_key_pending; DROP INDEX runs_ready; DROP INDEX runs_timers;
+  ALTER TABLE runs DROP COLUMN key_pending;
+  CREATE INDEX runs_ready ON runs (integration, status, seq, available_at) WHERE blocked = 0 AND status IN ('queued', 'retrying');
+  CREATE INDEX runs_timers ON runs (available_at) WHERE blocked = 0 AND status IN ('queued', 'retrying');`;
+
 /** Reads a table of the database file directly, as another program would. */
 function readRaw<T>(file: string, sql: string): T[] {
   const db = new Database(file, { readonly: true });
@@ -105,7 +111,7 @@ describe('SqliteStore', () => {
       const [old] = await current.acceptEvents([event(1)]);
       await current.close();
       const raw = new Database(file);
-      raw.exec('ALTER TABLE runs DROP COLUMN step_count; DELETE FROM schema_migrations WHERE version >= 2');
+      raw.exec(`${undoKeyPending} ALTER TABLE runs DROP COLUMN step_count; DELETE FROM schema_migrations WHERE version >= 2`);
       raw.close();
 
       const upgraded = await open({ clock: new ManualClock(t0 + 1_000) });
@@ -115,6 +121,22 @@ describe('SqliteStore', () => {
       expect(await upgraded.getRun(old!.runId)).toMatchObject({ eventKey: 'evt_1', status: 'queued', stepCount: undefined });
       const [fresh] = await upgraded.acceptEvents([event(2, { stepCount: 2 })]);
       expect((await upgraded.getRun(fresh!.runId))?.stepCount).toBe(2);
+    });
+
+    it('upgrades a version-2 database to pending ordering keys, its runs keyed as they were and claimable', async () => {
+      const current = await open();
+      const [old] = await current.acceptEvents([event(1, { orderKey: 'k' })]);
+      await current.close();
+      const raw = new Database(file);
+      raw.exec(`${undoKeyPending} DELETE FROM schema_migrations WHERE version >= 3`);
+      raw.close();
+
+      const upgraded = await open();
+      expect(await upgraded.getRun(old!.runId)).toMatchObject({ orderKey: 'k', keyPending: false, status: 'queued' });
+      const [pending] = await upgraded.acceptEvents([event(2, { keyPending: true })]);
+      expect((await upgraded.getRun(pending!.runId))?.keyPending).toBe(true);
+      const claimed = await upgraded.claimRuns({ owner: 'w', now: t0 + 10_000, leaseMs: 1_000, capacity: new Map([['orders', 10]]) });
+      expect(claimed.map((run) => run.run.id)).toEqual([old!.runId]);
     });
 
     it('refuses a database migrated by a newer Patchbay, naming both versions, and leaves it alone', async () => {

@@ -154,4 +154,23 @@ CREATE TABLE poll_cursors (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'order-key-pending',
+    // Ordering keys decided after acceptance (so a webhook is answered once its event is
+    // committed, before any mapping runs), as in the SQLite store's version 3: `key_pending` is
+    // true until `assignOrderKeys` sets the key; such a run is left out of the claim and timer
+    // indexes, rebuilt with the extra condition; `runs_key_pending` lists an integration's
+    // pending runs in arrival order.
+    sql: `
+ALTER TABLE runs ADD COLUMN key_pending boolean NOT NULL DEFAULT false;
+ALTER TABLE runs ADD CONSTRAINT runs_key_pending_check CHECK (NOT key_pending OR (order_key IS NULL AND NOT blocked AND status = 'queued'));
+DROP INDEX runs_ready;
+CREATE INDEX runs_ready ON runs (integration, seq, available_at)
+  WHERE NOT blocked AND NOT key_pending AND status IN ('queued', 'retrying');
+DROP INDEX runs_timers;
+CREATE INDEX runs_timers ON runs (available_at) WHERE NOT blocked AND NOT key_pending AND status IN ('queued', 'retrying');
+CREATE INDEX runs_key_pending ON runs (integration, seq) WHERE key_pending;
+`,
+  },
 ];

@@ -9,6 +9,8 @@ import type {
   ClaimedRun,
   ClaimOptions,
   NewEvent,
+  OrderKeyAssignment,
+  PendingOrderKey,
   RevisionRow,
   RunCounts,
   RunFilter,
@@ -19,6 +21,7 @@ import type {
   StepRow,
 } from '../state-store.js';
 import { parseJson, toAttemptRow, toRunRow, toStepRow, type AttemptRecord, type RunRecord, type StepRecord } from '../rows.js';
+import { applicableAssignments, type PendingRun } from '../order-keys.js';
 import { postgresMigrations } from './migrations.js';
 
 export interface PostgresStoreOptions {
@@ -495,10 +498,20 @@ export class PostgresStore implements StateStore {
     if (events.length === 0) return [];
     const runIds = events.map((event) => newId('run', Math.max(0, Math.floor(event.receivedAt))));
     const keyed = events.filter((event) => event.orderKey !== undefined);
+    for (const event of events) {
+      if (event.keyPending === true && event.orderKey !== undefined) {
+        throw new RangeError(`event ${JSON.stringify(event.eventKey)}: an event has either an orderKey or keyPending, not both`);
+      }
+    }
+    const pendingIn = [...new Set(events.filter((event) => event.keyPending === true).map((event) => event.integration))];
     return this.run(() =>
       inTransaction(
         this.pool,
         async (client) => {
+          // Pending runs of an integration must get their seq in the order they commit (keys are
+          // decided in seq order by transactions holding the same lock, which must never see a
+          // lower seq commit after a higher one): the integration's keying lock comes first.
+          if (pendingIn.length > 0) await query(client, this.sql.lockKeying, [pendingIn]);
           if (keyed.length > 0) {
             await query(client, this.sql.lockOrderKeys, [keyed.map((event) => event.integration), keyed.map((event) => event.orderKey)]);
           }
@@ -515,6 +528,7 @@ export class PostgresStore implements StateStore {
             events.map((event) => event.orderKey ?? null),
             events.map((event) => event.stepCount ?? null),
             runIds,
+            events.map((event) => event.keyPending === true),
           ]);
           const accepted = new Set(inserted.rows.map((row) => row.seq));
           const existing = new Map<string, string>();
@@ -535,6 +549,48 @@ export class PostgresStore implements StateStore {
         },
         this.acceptBegin,
       ),
+    );
+  }
+
+  async pendingOrderKeys(integrations: readonly string[], limitPerIntegration: number): Promise<readonly PendingOrderKey[]> {
+    this.checkOpen();
+    const limit = Math.min(Math.floor(limitPerIntegration), maxClaimLimit);
+    if (!(limit > 0) || integrations.length === 0) return [];
+    const { rows } = await this.run(() =>
+      query<{ run_id: string; integration: string; seq: number; payload: string }>(this.pool, this.sql.selectPendingOf, [[...new Set(integrations)], limit]),
+    );
+    return rows.map((row) => ({ runId: row.run_id, integration: row.integration, seq: row.seq, payload: parseJson(row.payload) }));
+  }
+
+  async assignOrderKeys(assignments: readonly OrderKeyAssignment[]): Promise<readonly string[]> {
+    this.checkOpen();
+    if (assignments.length === 0) return [];
+    const ids = assignments.map((assignment) => assignment.runId);
+    return this.run(() =>
+      inTransaction(this.pool, async (client) => {
+        const integrations = (await query<{ integration: string }>(client, this.sql.selectIntegrationsOf, [ids])).rows.map((row) => row.integration);
+        if (integrations.length === 0) return [];
+        // Under the keying locks of the integrations, their pending runs stay as read: no other
+        // worker decides keys, and no new pending run commits with a lower seq.
+        await query(client, this.sql.lockKeying, [integrations]);
+        const targets = (await query<{ integration: string; seq: number }>(client, this.sql.selectAssignTargets, [ids])).rows;
+        if (targets.length === 0) return [];
+        const pending = (
+          await query<PendingRun>(client, this.sql.selectPendingUpTo, [targets.map((target) => target.integration), targets.map((target) => target.seq)])
+        ).rows;
+        const applicable = applicableAssignments(pending, assignments);
+        if (applicable.length === 0) return [];
+        const keyed = applicable.filter((assignment) => assignment.orderKey !== null);
+        if (keyed.length > 0) {
+          await query(client, this.sql.lockOrderKeys, [keyed.map((assignment) => assignment.integration), keyed.map((assignment) => assignment.orderKey)]);
+        }
+        const assigned = new Set(
+          (
+            await query<{ id: string }>(client, this.sql.assignKeys, [applicable.map((assignment) => assignment.runId), applicable.map((assignment) => assignment.orderKey)])
+          ).rows.map((row) => row.id),
+        );
+        return applicable.filter((assignment) => assigned.has(assignment.runId)).map((assignment) => assignment.runId);
+      }),
     );
   }
 
@@ -833,7 +889,7 @@ function statements(schema: string) {
   // for each other's keys in a cycle. The ORDER BY sits in a subquery, which PostgreSQL does not
   // flatten, so the locks are taken in its order.
   const lockKeys = (keys: string) => `SELECT count(pg_advisory_xact_lock(key)) FROM (SELECT DISTINCT ${keys} ORDER BY key) AS keys`;
-  const runColumns = `r.id, r.seq, r.integration, r.order_key, r.status, r.available_at, r.lease_owner, r.lease_expires_at,
+  const runColumns = `r.id, r.seq, r.integration, r.order_key, r.key_pending, r.status, r.available_at, r.lease_owner, r.lease_expires_at,
     r.next_step, r.step_count, r.replays, r.error_code, r.error_message, r.error_step, r.updated_at, r.finished_at,
     e.event_key, e.type, e.source, e.received_at, e.revision`;
   // Named columns rather than *: a prepared statement whose result shape changes (a later migration
@@ -850,6 +906,36 @@ function statements(schema: string) {
       ON CONFLICT (id) DO UPDATE SET applied_at = excluded.applied_at, integrations = excluded.integrations`,
     selectLatestRevision: `SELECT id, applied_at, integrations FROM ${s}.revisions ORDER BY applied_at DESC, ord DESC LIMIT 1`,
 
+    // The keying lock of each integration (two 32-bit keys: apart from the order keys' 64-bit
+    // space), in one order, before any order key lock: see acceptEvents and assignOrderKeys.
+    lockKeying: `SELECT count(pg_advisory_xact_lock(hashtext('patchbay:order-key-pending'), hashtext(k)))
+      FROM (SELECT DISTINCT json_build_array(${pg.escapeLiteral(schema)}::text, i)::text AS k FROM unnest($1::text[]) AS u(i) ORDER BY k) AS keys`,
+    selectPendingOf: `SELECT c.id AS run_id, c.integration, c.seq, e.payload
+      FROM unnest($1::text[]) AS w(integration) CROSS JOIN LATERAL (
+        SELECT id, integration, seq FROM ${s}.runs WHERE integration = w.integration AND key_pending ORDER BY seq LIMIT $2) AS c
+      JOIN ${s}.events AS e ON e.seq = c.seq
+      ORDER BY c.seq`,
+    selectIntegrationsOf: `SELECT DISTINCT integration FROM ${s}.runs WHERE id = ANY($1::text[]) AND key_pending`,
+    selectAssignTargets: `SELECT integration, MAX(seq) AS seq FROM ${s}.runs WHERE id = ANY($1::text[]) AND key_pending GROUP BY integration`,
+    selectPendingUpTo: `SELECT r.id, r.seq, r.integration FROM unnest($1::text[], $2::bigint[]) AS t(integration, seq)
+      JOIN ${s}.runs AS r ON r.integration = t.integration AND r.key_pending AND r.seq <= t.seq
+      ORDER BY r.seq`,
+    // As insertEvents decides `blocked`: behind an earlier unfinished run of the key, committed
+    // (visible after the key's lock) or assigned in this same statement (still pending in its snapshot).
+    assignKeys: `WITH input AS (
+        SELECT * FROM unnest($1::text[], $2::text[]) AS i(id, order_key)
+      ),
+      target AS (
+        SELECT r.seq, r.integration, i.order_key FROM input AS i JOIN ${s}.runs AS r ON r.id = i.id WHERE r.key_pending
+      )
+      UPDATE ${s}.runs AS r SET key_pending = false, order_key = t.order_key,
+        blocked = t.order_key IS NOT NULL AND (
+          EXISTS (SELECT 1 FROM ${s}.runs AS a WHERE a.integration = t.integration AND a.order_key = t.order_key AND a.status IN ${active} AND a.seq < t.seq)
+          OR EXISTS (SELECT 1 FROM target AS b WHERE b.integration = t.integration AND b.order_key = t.order_key AND b.seq < t.seq))
+      FROM target AS t
+      WHERE r.seq = t.seq
+      RETURNING r.id`,
+
     lockOrderKeys: lockKeys(`${orderLock('i', 'k')} AS key FROM unnest($1::text[], $2::text[]) AS u(i, k)`),
     lockKeyOfRun: `SELECT pg_advisory_xact_lock(${orderLock('integration', 'order_key')}) FROM ${s}.runs WHERE id = $1 AND order_key IS NOT NULL`,
     // A run's key never changes, so the keys of every run named are locked, whatever its status.
@@ -861,8 +947,8 @@ function statements(schema: string) {
     // in this batch (counted by the window, since this statement cannot see its own rows).
     insertEvents: `WITH input AS (
         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::text[], $9::text[],
-          $10::integer[], $11::text[])
-          AS i(seq, integration, event_key, type, source, payload, received_at, revision, order_key, step_count, run_id)
+          $10::integer[], $11::text[], $12::boolean[])
+          AS i(seq, integration, event_key, type, source, payload, received_at, revision, order_key, step_count, run_id, key_pending)
       ),
       inserted AS (
         INSERT INTO ${s}.events (seq, integration, event_key, type, source, payload, received_at, revision)
@@ -871,8 +957,8 @@ function statements(schema: string) {
         ON CONFLICT (integration, event_key) DO NOTHING
         RETURNING seq
       )
-      INSERT INTO ${s}.runs (seq, id, integration, order_key, status, available_at, updated_at, step_count, blocked)
-      SELECT i.seq, i.run_id, i.integration, i.order_key, 'queued', i.received_at, i.received_at, i.step_count,
+      INSERT INTO ${s}.runs (seq, id, integration, order_key, key_pending, status, available_at, updated_at, step_count, blocked)
+      SELECT i.seq, i.run_id, i.integration, i.order_key, i.key_pending, 'queued', i.received_at, i.received_at, i.step_count,
         i.order_key IS NOT NULL AND (
           row_number() OVER (PARTITION BY i.integration, i.order_key ORDER BY i.seq) > 1
           OR EXISTS (SELECT 1 FROM ${s}.runs AS a WHERE a.integration = i.integration AND a.order_key = i.order_key AND a.status IN ${active}))
@@ -891,7 +977,7 @@ function statements(schema: string) {
       waiting AS (
         SELECT c.seq, c.status, w.integration, w.lim FROM wanted AS w CROSS JOIN LATERAL (
           SELECT seq, status FROM ${s}.runs
-          WHERE integration = w.integration AND status IN ('queued', 'retrying') AND NOT blocked AND available_at <= $3
+          WHERE integration = w.integration AND status IN ('queued', 'retrying') AND NOT blocked AND NOT key_pending AND available_at <= $3
           ORDER BY seq LIMIT w.lim FOR UPDATE SKIP LOCKED) AS c
       ),
       expired AS (
@@ -950,7 +1036,8 @@ function statements(schema: string) {
       WHERE status = 'running' AND lease_owner = $1`,
     selectLeaseOwners: `SELECT DISTINCT lease_owner FROM ${s}.runs WHERE status = 'running' AND lease_expires_at > $1 ORDER BY lease_owner`,
     selectNextWake: `SELECT LEAST(
-        (SELECT MIN(available_at) FROM ${s}.runs WHERE NOT blocked AND status IN ('queued', 'retrying')),
+        (SELECT MIN(available_at) FROM ${s}.runs WHERE NOT blocked AND NOT key_pending AND status IN ('queued', 'retrying')),
+        (SELECT available_at FROM ${s}.runs WHERE key_pending ORDER BY seq LIMIT 1),
         (SELECT MIN(lease_expires_at) FROM ${s}.runs WHERE status = 'running')) AS at`,
 
     selectRun: `SELECT ${runColumns} FROM ${s}.runs AS r JOIN ${s}.events AS e ON e.seq = r.seq WHERE r.id = $1`,

@@ -147,4 +147,23 @@ CREATE TABLE poll_cursors (
     // progress as 2/3 before the run has reached its last step. Null for older runs.
     sql: `ALTER TABLE runs ADD COLUMN step_count INTEGER;`,
   },
+  {
+    version: 3,
+    name: 'order-key-pending',
+    // Ordering keys decided after acceptance (so a webhook is answered once its event is
+    // committed, before any mapping runs): `key_pending` is 1 until `assignOrderKeys` sets the
+    // key, and such a run is left out of the claim and timer indexes, rebuilt here with the
+    // extra condition. `runs_key_pending` lists the pending runs of an integration in arrival
+    // order, for the workers that decide the keys and for the rule that they decide them in order.
+    sql: `
+ALTER TABLE runs ADD COLUMN key_pending INTEGER NOT NULL DEFAULT 0
+  CHECK (key_pending IN (0, 1) AND (key_pending = 0 OR (order_key IS NULL AND blocked = 0 AND status = 'queued')));
+DROP INDEX runs_ready;
+CREATE INDEX runs_ready ON runs (integration, status, seq, available_at)
+  WHERE blocked = 0 AND key_pending = 0 AND status IN ('queued', 'retrying');
+DROP INDEX runs_timers;
+CREATE INDEX runs_timers ON runs (available_at) WHERE blocked = 0 AND key_pending = 0 AND status IN ('queued', 'retrying');
+CREATE INDEX runs_key_pending ON runs (integration, seq) WHERE key_pending = 1;
+`,
+  },
 ];

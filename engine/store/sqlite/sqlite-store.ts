@@ -10,6 +10,8 @@ import type {
   ClaimedRun,
   ClaimOptions,
   NewEvent,
+  OrderKeyAssignment,
+  PendingOrderKey,
   RevisionRow,
   RunCounts,
   RunFilter,
@@ -20,6 +22,7 @@ import type {
   StepRow,
 } from '../state-store.js';
 import { parseJson, toAttemptRow, toRunRow, toStepRow, type AttemptRecord, type EventColumns, type RunColumns, type RunRecord, type StepRecord } from '../rows.js';
+import { applicableAssignments, type PendingRun } from '../order-keys.js';
 import { migrations, type Migration } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -188,6 +191,7 @@ interface EventParams {
   readonly receivedAt: number;
   readonly revision: string;
   readonly orderKey: string | null;
+  readonly keyPending: 0 | 1;
   readonly stepCount: number | null;
 }
 
@@ -231,7 +235,7 @@ interface Candidate {
   readonly status: RunStatus;
 }
 
-const runColumns = `r.id, r.seq, r.integration, r.order_key, r.status, r.available_at, r.lease_owner, r.lease_expires_at,
+const runColumns = `r.id, r.seq, r.integration, r.order_key, r.key_pending, r.status, r.available_at, r.lease_owner, r.lease_expires_at,
   r.next_step, r.step_count, r.replays, r.error_code, r.error_message, r.error_step, r.updated_at, r.finished_at,
   e.event_key, e.type, e.source, e.received_at, e.revision`;
 
@@ -286,6 +290,10 @@ export class SqliteStore implements StateStore {
   private readonly selectRunIdOfEvent: Database.Statement;
   private readonly claimArms: { readonly queued: Database.Statement; readonly retrying: Database.Statement; readonly expired: Database.Statement };
   private readonly takeLeases: Database.Statement;
+  private readonly selectPendingOf: Database.Statement;
+  private readonly selectPendingUpTo: Database.Statement;
+  private readonly selectAssignTargets: Database.Statement;
+  private readonly assignKey: Database.Statement;
   private readonly selectEventsOf: Database.Statement;
   private readonly selectStepsOf: Database.Statement;
   private readonly selectRun: Database.Statement;
@@ -325,6 +333,7 @@ export class SqliteStore implements StateStore {
 
   private readonly writeBatchTx: Database.Transaction<(batch: readonly QueuedWrite[]) => unknown[]>;
   private readonly claimTx: Database.Transaction<(options: ClaimOptions) => ClaimedRun[]>;
+  private readonly assignTx: Database.Transaction<(assignments: readonly OrderKeyAssignment[]) => string[]>;
   private readonly recordInterruptedTx: Database.Transaction<(runId: string, owner: string, stepIndex: number, stepId: string, now: number) => boolean>;
   private readonly deferTx: Database.Transaction<(runId: string, owner: string, availableAt: number, now: number) => boolean>;
   private readonly replayTx: Database.Transaction<(runIds: readonly string[], now: number) => string[]>;
@@ -341,8 +350,8 @@ export class SqliteStore implements StateStore {
       VALUES (@integration, @eventKey, @type, @source, @payload, @receivedAt, @revision)
       ON CONFLICT (integration, event_key) DO NOTHING`);
     // Every unfinished run of the key is earlier than a new one, so any of them blocks it.
-    this.insertRun = db.prepare(`INSERT INTO runs (seq, id, integration, order_key, status, available_at, updated_at, step_count, blocked)
-      VALUES (@seq, @id, @integration, @orderKey, 'queued', @receivedAt, @receivedAt, @stepCount,
+    this.insertRun = db.prepare(`INSERT INTO runs (seq, id, integration, order_key, key_pending, status, available_at, updated_at, step_count, blocked)
+      VALUES (@seq, @id, @integration, @orderKey, @keyPending, 'queued', @receivedAt, @receivedAt, @stepCount,
         @orderKey IS NOT NULL AND EXISTS (SELECT 1 FROM ${activeOfKey}))`);
     this.selectRunIdOfEvent = db.prepare(`SELECT r.id FROM events AS e JOIN runs AS r ON r.seq = e.seq
       WHERE e.integration = ? AND e.event_key = ?`).pluck();
@@ -353,7 +362,7 @@ export class SqliteStore implements StateStore {
     const waitingArm = (status: 'queued' | 'retrying'): Database.Statement =>
       db.prepare(`SELECT seq, status FROM runs INDEXED BY runs_ready
         WHERE integration = @integration AND status = '${status}' AND available_at <= @now
-          AND blocked = 0 AND status IN ('queued', 'retrying')
+          AND blocked = 0 AND key_pending = 0 AND status IN ('queued', 'retrying')
         ORDER BY seq LIMIT @limit`);
     this.claimArms = {
       queued: waitingArm('queued'),
@@ -367,8 +376,21 @@ export class SqliteStore implements StateStore {
     // array), not one per run: a statement call costs more than the rows it touches.
     this.takeLeases = db.prepare(`UPDATE runs SET status = 'running', lease_owner = @owner, lease_expires_at = @until, updated_at = @now
       WHERE seq IN (SELECT value FROM json_each(@seqs))
-      RETURNING id, seq, integration, order_key, status, available_at, lease_owner, lease_expires_at, next_step, step_count, replays,
+      RETURNING id, seq, integration, order_key, key_pending, status, available_at, lease_owner, lease_expires_at, next_step, step_count, replays,
         error_code, error_message, error_step, updated_at, finished_at`);
+    // Pending keys: an integration's pending runs oldest first, through the index of only those.
+    this.selectPendingOf = db.prepare(`SELECT r.id AS runId, r.integration, r.seq, e.payload FROM runs AS r INDEXED BY runs_key_pending
+        JOIN events AS e ON e.seq = r.seq
+      WHERE r.integration = @integration AND r.key_pending = 1 ORDER BY r.seq LIMIT @limit`);
+    this.selectAssignTargets = db.prepare(`SELECT integration, MAX(seq) AS seq FROM runs WHERE id IN (SELECT value FROM json_each(?)) AND key_pending = 1
+      GROUP BY integration`);
+    this.selectPendingUpTo = db.prepare(`SELECT id, seq, integration FROM runs INDEXED BY runs_key_pending
+      WHERE integration = @integration AND key_pending = 1 AND seq <= @seq ORDER BY seq`);
+    // Exactly as insertRun decides it, except that later runs of the key may exist (accepted with
+    // a key of their own): only an earlier unfinished run blocks this one.
+    this.assignKey = db.prepare(`UPDATE runs SET key_pending = 0, order_key = @orderKey,
+        blocked = @orderKey IS NOT NULL AND EXISTS (SELECT 1 FROM ${activeOfKey} AND seq < @seq)
+      WHERE seq = @seq AND key_pending = 1`);
     this.selectEventsOf = db.prepare(`SELECT seq, event_key, type, source, received_at, revision, payload FROM events
       WHERE seq IN (SELECT value FROM json_each(?))`);
     this.selectStepsOf = db.prepare('SELECT * FROM steps WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, idx');
@@ -426,7 +448,9 @@ export class SqliteStore implements StateStore {
     this.selectLeaseOwners = db.prepare(`SELECT DISTINCT lease_owner FROM runs WHERE status = 'running' AND lease_expires_at > ?
       ORDER BY lease_owner`).pluck();
     this.selectNextWake = db.prepare(`SELECT MIN(at) FROM (
-        SELECT MIN(available_at) AS at FROM runs INDEXED BY runs_timers WHERE blocked = 0 AND status IN ('queued', 'retrying')
+        SELECT MIN(available_at) AS at FROM runs INDEXED BY runs_timers WHERE blocked = 0 AND key_pending = 0 AND status IN ('queued', 'retrying')
+        UNION ALL
+        SELECT available_at AS at FROM (SELECT available_at FROM runs WHERE key_pending = 1 ORDER BY seq LIMIT 1)
         UNION ALL
         SELECT MIN(lease_expires_at) AS at FROM runs WHERE status = 'running')`).pluck();
 
@@ -470,6 +494,7 @@ export class SqliteStore implements StateStore {
       batch.map((write): unknown => (write.kind === 'accept' ? write.events.map((event) => this.acceptOne(event)) : this.writeStep(write.result, write.json))),
     );
     this.claimTx = db.transaction((options: ClaimOptions) => this.claim(options));
+    this.assignTx = db.transaction((assignments: readonly OrderKeyAssignment[]) => this.assign(assignments));
     this.recordInterruptedTx = db.transaction((runId: string, owner: string, stepIndex: number, stepId: string, now: number) => {
       if (this.holdsLease.get(runId, owner) === undefined) return false;
       const attempt = this.nextAttempt.get(runId, stepIndex) as number;
@@ -593,8 +618,50 @@ export class SqliteStore implements StateStore {
       return { accepted: false, runId: this.selectRunIdOfEvent.get(event.integration, event.eventKey) as string };
     }
     const runId = newId('run', Math.max(0, Math.floor(event.receivedAt)));
-    this.insertRun.run({ seq: inserted.lastInsertRowid, id: runId, integration: event.integration, orderKey: event.orderKey, receivedAt: event.receivedAt, stepCount: event.stepCount });
+    this.insertRun.run({
+      seq: inserted.lastInsertRowid,
+      id: runId,
+      integration: event.integration,
+      orderKey: event.orderKey,
+      keyPending: event.keyPending,
+      receivedAt: event.receivedAt,
+      stepCount: event.stepCount,
+    });
     return { accepted: true, runId };
+  }
+
+  async pendingOrderKeys(integrations: readonly string[], limitPerIntegration: number): Promise<readonly PendingOrderKey[]> {
+    const limit = Math.floor(limitPerIntegration);
+    if (!(limit > 0)) return [];
+    return this.guard(() => {
+      const found: PendingOrderKey[] = [];
+      for (const integration of new Set(integrations)) {
+        for (const row of this.selectPendingOf.all({ integration, limit }) as { runId: string; integration: string; seq: number; payload: string }[]) {
+          found.push({ runId: row.runId, integration: row.integration, seq: row.seq, payload: parseJson(row.payload) });
+        }
+      }
+      return found.sort((a, b) => a.seq - b.seq);
+    });
+  }
+
+  async assignOrderKeys(assignments: readonly OrderKeyAssignment[]): Promise<readonly string[]> {
+    if (assignments.length === 0) return [];
+    return this.guard(() => this.assignTx.immediate(assignments));
+  }
+
+  /** See `StateStore.assignOrderKeys`; the IMMEDIATE transaction is the lock that keeps the pending runs still. */
+  private assign(assignments: readonly OrderKeyAssignment[]): string[] {
+    const ids = JSON.stringify(assignments.map((assignment) => assignment.runId));
+    const targets = this.selectAssignTargets.all(ids) as { integration: string; seq: number }[];
+    const pending: PendingRun[] = [];
+    for (const target of targets) pending.push(...(this.selectPendingUpTo.all(target) as PendingRun[]));
+    pending.sort((a, b) => a.seq - b.seq);
+    const assigned: string[] = [];
+    for (const assignment of applicableAssignments(pending, assignments)) {
+      this.assignKey.run({ seq: assignment.seq, integration: assignment.integration, orderKey: assignment.orderKey });
+      assigned.push(assignment.runId);
+    }
+    return assigned;
   }
 
   async claimRuns(options: ClaimOptions): Promise<readonly ClaimedRun[]> {
@@ -828,8 +895,16 @@ function toEventParams(event: NewEvent): EventParams {
     receivedAt: event.receivedAt,
     revision: event.revision,
     orderKey: event.orderKey ?? null,
+    keyPending: keyPendingOf(event),
     stepCount: event.stepCount ?? null,
   };
+}
+
+/** `NewEvent.keyPending` as a column value; a RangeError when the event also has an `orderKey`. */
+function keyPendingOf(event: NewEvent): 0 | 1 {
+  if (event.keyPending !== true) return 0;
+  if (event.orderKey !== undefined) throw new RangeError(`event ${JSON.stringify(event.eventKey)}: an event has either an orderKey or keyPending, not both`);
+  return 1;
 }
 
 function toJson(value: unknown): string | null {
