@@ -54,22 +54,24 @@ const unixSeconds = /^[0-9]{1,12}$/;
 
 /**
  * Parses a Unix time in whole seconds (decimal digits only) and checks it lies within
- * `toleranceMs` of `nowMs`, in the past or the future. Returns the signing time in milliseconds.
- * Raises PB_WEBHOOK_BAD_SIGNATURE for a value that is not a Unix time and PB_WEBHOOK_STALE outside
- * the window (a replay of an old delivery, or a sender's clock far ahead).
+ * `toleranceMs` of `nowMs`, in the past or the future, comparing whole seconds as the providers'
+ * SDKs do (`floor(now / 1000) - t`). Returns the signing time in milliseconds. Raises
+ * PB_WEBHOOK_BAD_SIGNATURE for a value that is not a Unix time and PB_WEBHOOK_STALE outside the
+ * window (a replay of an old delivery, or a sender's clock far ahead).
  */
 export function checkTimestamp(text: string, name: HeaderName, nowMs: number, toleranceMs: number): number {
   if (!unixSeconds.test(text)) throw badSignature(name, 'the timestamp is not a Unix time in seconds');
-  const signedAtMs = Number(text) * 1000;
-  const skewMs = signedAtMs - nowMs;
-  if (Math.abs(skewMs) > toleranceMs) {
-    const age = skewMs < 0 ? `${Math.round(-skewMs / 1000)} s old` : `${Math.round(skewMs / 1000)} s in the future`;
+  const signedAtSeconds = Number(text);
+  const skewSeconds = signedAtSeconds - Math.floor(nowMs / 1000);
+  const toleranceSeconds = Math.floor(toleranceMs / 1000);
+  if (Math.abs(skewSeconds) > toleranceSeconds) {
+    const age = skewSeconds < 0 ? `${-skewSeconds} s old` : `${skewSeconds} s in the future`;
     throw new PatchbayError(
       'PB_WEBHOOK_STALE',
-      `the ${name.label} timestamp is ${age}, outside the ${Math.round(toleranceMs / 1000)} s tolerance (a replayed delivery, or a clock that is wrong here or at the sender)`,
+      `the ${name.label} timestamp is ${age}, outside the ${toleranceSeconds} s tolerance (a replayed delivery, or a clock that is wrong here or at the sender)`,
     );
   }
-  return signedAtMs;
+  return signedAtSeconds * 1000;
 }
 
 /** A configuration problem found when the verifier is built (the integration cannot receive). */

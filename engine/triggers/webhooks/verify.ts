@@ -3,7 +3,10 @@ import type { ProviderWebhooks, WebhookVerification } from '../../types/provider
 import { compileHmacSettings, createHmacVerifier, type HmacFields } from './hmac-verifier.js';
 import { badConfig } from './refusals.js';
 import { readStandardWebhooks, standardWebhooksKey } from './standard-webhooks.js';
+import { createMailchimpVerifier } from './mailchimp-signature.js';
+import { createSendgridVerifier } from './sendgrid-signature.js';
 import { readStripeSignature } from './stripe-signature.js';
+import { checkTwilioBodyHash, twilioMessages } from './twilio-signature.js';
 
 /** One inbound webhook request, as the ingress captured it, before anything parsed the body. */
 export interface InboundDelivery {
@@ -69,6 +72,13 @@ const hmacDefaults: Partial<Record<WebhookVerification['scheme'], HmacFields>> =
     encoding: 'base64',
     toleranceSeconds: 300,
   },
+  twilio: { header: 'X-Twilio-Signature', algorithm: 'sha1', encoding: 'base64' },
+  sendgrid: {
+    header: 'X-Twilio-Email-Event-Webhook-Signature',
+    timestampHeader: 'X-Twilio-Email-Event-Webhook-Timestamp',
+    signedPayload: '{timestamp}{body}',
+    toleranceSeconds: 300,
+  },
 };
 
 /**
@@ -96,10 +106,13 @@ export function createWebhookVerifier(webhooks: ProviderWebhooks, secrets: reado
   secrets.forEach((secret, index) => {
     if (secret.length === 0) throw badConfig(scheme, `webhook secret #${index + 1} is empty`);
   });
+  if (scheme === 'mailchimp') return createMailchimpVerifier(secrets);
   const defaults = hmacDefaults[scheme];
   if (defaults === undefined) throw new PatchbayError('PB_WEBHOOK_SCHEME_UNSUPPORTED', `webhook verification "${scheme}" is not supported by the daemon yet`);
   const settings = compileHmacSettings(scheme, verification, defaults);
   if (scheme === 'stripe') return createHmacVerifier(settings, secrets, { read: readStripeSignature });
+  if (scheme === 'twilio') return createHmacVerifier(settings, secrets, { messages: twilioMessages, after: checkTwilioBodyHash });
+  if (scheme === 'sendgrid') return createSendgridVerifier(settings, secrets);
   if (scheme === 'standardWebhooks') return createHmacVerifier(settings, secrets, { read: readStandardWebhooks, keyOf: standardWebhooksKey });
   return createHmacVerifier(settings, secrets);
 }
