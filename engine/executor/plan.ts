@@ -11,7 +11,7 @@ import { compileCondition, compileMapping, type CompiledCondition, type Compiled
 import { conditionExpression } from '../mapping/template.js';
 import type { LoadedIntegration } from '../manifest/validate.js';
 import { ProviderConnection, type ConnectionContext } from '../providers/connection.js';
-import { splitCall, type ProviderRegistry } from '../providers/registry.js';
+import { splitCall, type LoadedProvider, type ProviderRegistry } from '../providers/registry.js';
 import type { IntegrationDocument, RateLimit } from '../types/integration.generated.js';
 import type { ProviderOperation } from '../types/provider.generated.js';
 import { compileRetryPolicy, compileTimeouts, type CompiledRetryPolicy, type CompiledTimeouts } from './retry-policy.js';
@@ -124,9 +124,11 @@ export async function buildExecutionPlan(options: PlanOptions): Promise<Executio
     const connections = new Map<string, ProviderConnection>();
     try {
       const spec = loaded.document.spec;
+      const calling = callingConnections(spec);
       for (const [name, connection] of Object.entries(spec.connections)) {
-        const provider = options.registry.get(connection.provider);
+        let provider = options.registry.get(connection.provider);
         if (provider === undefined) throw new PatchbayError('PB_REF_UNKNOWN_PROVIDER', `connection "${name}": provider "${connection.provider}" is not loaded`);
+        if (connection.auth === undefined && !calling.has(name)) provider = webhookOnly(provider);
         const { overrideBaseUrlFor, ...context } = options.connectionContext ?? {};
         const overrideBaseUrl = overrideBaseUrlFor?.(connection.provider) ?? context.overrideBaseUrl;
         const open = await ProviderConnection.open(name, connection, provider, { ...context, overrideBaseUrl, secrets, clock, logger });
@@ -164,6 +166,32 @@ export async function buildExecutionPlan(options: PlanOptions): Promise<Executio
       await Promise.all(opened.map((connection) => connection.close()));
     },
   };
+}
+
+/**
+ * The connections something calls through: each step's (named, or the first connection to its
+ * provider) and a poll trigger's. The others only receive webhooks.
+ */
+function callingConnections(spec: IntegrationDocument['spec']): Set<string> {
+  const names = new Set<string>();
+  const entries = Object.entries(spec.connections);
+  for (const step of spec.steps) {
+    const providerName = splitCall(step.call).provider;
+    const name = step.connection ?? entries.find(([, connection]) => connection.provider === providerName)?.[0];
+    if (name !== undefined) names.add(name);
+  }
+  if (spec.trigger.poll !== undefined) names.add(spec.trigger.poll.connection);
+  return names;
+}
+
+/**
+ * A connection without `auth` that nothing calls through only receives webhooks (verified by its
+ * webhook secrets): it opens without credentials even when the provider's API needs some.
+ */
+function webhookOnly(provider: LoadedProvider): LoadedProvider {
+  const spec = provider.document.spec;
+  if (spec.auth.some((scheme) => scheme.type === 'none')) return provider;
+  return { ...provider, document: { ...provider.document, spec: { ...spec, auth: [...spec.auth, { type: 'none', description: 'Receives webhooks only: no API calls.' }] } } };
 }
 
 function planStep(
