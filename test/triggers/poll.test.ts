@@ -12,7 +12,6 @@ afterEach(async () => {
 });
 
 const start = Date.UTC(2026, 2, 2, 9, 1); // 09:01 UTC; the schedule ticks every 5 minutes
-const minute = 60_000;
 const initial = '2026-03-01T00:00:00.000Z';
 
 async function api(): Promise<TicketApi> {

@@ -20,7 +20,6 @@ async function world(integrations: Record<string, string>, clock: ManualClock | 
 }
 
 const hourly = (catchUp: string) => `      cron: "0 * * * *"\n      catchUp: ${catchUp}\n`;
-const hour = 3_600_000;
 
 describe('schedule triggers', () => {
   it('fires one run per tick, keyed by the tick, with scheduledAt, firedAt and missedTicks', async () => {
