@@ -5,26 +5,44 @@ import { sanitizeText } from '../diag/diagnostic.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { didYouMean } from '../lib/did-you-mean.js';
 import { formatDurationMs, parseDurationMs } from '../lib/duration.js';
+import type { RunDetailBody, RunListItem } from '../daemon/admin/api.js';
+import { AdminClient, parseServerUrl } from '../daemon/admin/client.js';
+import {
+  countDead,
+  knownIntegrations,
+  listNewest,
+  progressOf,
+  replayAllDead,
+  replayBatchSize,
+  replayRuns,
+  UnknownRuns,
+  type ReplayResult,
+  type SkippedReplay,
+} from '../daemon/admin/run-queries.js';
 import { isPostgresLocation, openStateStore } from '../store/open-store.js';
-import { RunStatus, type AttemptRow, type RunFilter, type RunRow, type StateStore, type StepRow } from '../store/state-store.js';
+import { RunStatus, type AttemptRow, type RunRow, type StateStore, type StepRow } from '../store/state-store.js';
 import { formatTable } from './list-command.js';
 import { ExitCode, type CliIO } from './main.js';
 import { Progress, type ProgressStream } from './progress.js';
 import { statePath } from './state-path.js';
 
-/** Runs handed to the store per `replayDead` call, and listed per page for `--dead`. */
-export const replayBatchSize = 500;
+export { replayBatchSize };
 /** Most runs `runs list` prints. */
 const maxListLimit = 10_000;
-/** Most recent runs scanned for a "did you mean" when an id is unknown. */
-const suggestionScanLimit = 5_000;
+/** Most runs one admin API page holds (`runs list --server` pages through them). */
+const remotePageLimit = 1000;
 const minPurgeAgeMs = 60_000;
 
-const stateOption = `  --state PATH         The state file (default: $PATCHBAY_STATE, else .patchbay/state.db)`;
+const stateOption = `  --state PATH         The state file (default: $PATCHBAY_STATE, else .patchbay/state.db)
+  --server URL         Ask a running daemon's admin API instead (default: $PATCHBAY_SERVER when
+                       --state is not given), with the token in $PATCHBAY_ADMIN_TOKEN (or
+                       $PATCHBAY_ADMIN_READ_TOKEN to read); plain http only to this machine`;
+const purgeStateOption = `  --state PATH         The state file (default: $PATCHBAY_STATE, else .patchbay/state.db)`;
 
 const runsHelp = `Usage: patchbay runs <command> [options]
 
-Look into and act on the runs in the state file: one run per accepted event.
+Look into and act on the runs in the state file, or in a running daemon with --server: one run
+per accepted event.
 
 Commands:
   list                  List runs, newest first (filter by integration, status, time)
@@ -53,7 +71,8 @@ ${stateOption}
                        values as null
   -h, --help           Show this help
 
-Exit status: 0 listed (none matching is not an error), 2 usage error or no state file.
+Exit status: 0 listed (none matching is not an error), 2 usage error, no state file, or the daemon
+unreachable or refusing the token.
 `;
 
 const showHelp = `Usage: patchbay runs show <run-id> [options]
@@ -69,7 +88,8 @@ ${stateOption}
   --format text|json   Output format (default text); json is { run, steps, attempts, payload }
   -h, --help           Show this help
 
-Exit status: 0 shown, 1 no run has this id, 2 usage error or no state file.
+Exit status: 0 shown, 1 no run has this id, 2 usage error, no state file, or the daemon unreachable
+or refusing the token.
 `;
 
 const retryHelp = `Usage: patchbay runs retry <run-id…> [options]
@@ -104,9 +124,11 @@ Options:
   --older-than D       Age of the runs to delete: 30d, 12h, 90m (required; at least 1m)
   --force              Allow an age under one minute (which deletes nearly every finished run)
   --integration NAME   Only this integration's runs
-${stateOption}
+${purgeStateOption}
   --format text|json   Output format (default text); json is { deleted, finishedBefore }
   -h, --help           Show this help
+
+Purging works on the state file only (never through --server).
 
 Exit status: 0 purged (even none), 2 usage error or no state file.
 `;
@@ -131,7 +153,7 @@ export async function runRuns(argv: readonly string[], io: CliIO, options: RunsO
     case 'list':
       return runsList(rest, io, clock);
     case 'show':
-      return runsShow(rest, io);
+      return runsShow(rest, io, clock);
     case 'retry':
       return runsRetry(rest, io, clock);
     case 'purge':
@@ -154,6 +176,7 @@ export async function runRuns(argv: readonly string[], io: CliIO, options: RunsO
 /** Flags every subcommand takes. */
 const commonOptions = {
   state: { type: 'string' },
+  server: { type: 'string' },
   format: { type: 'string', default: 'text' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -273,46 +296,125 @@ function indent(text: string, spaces: number): string {
     .join('\n');
 }
 
-/**
- * Explains unknown run ids, with a suggestion from the newest runs (listed once, on first use):
- * the one id the input is the start of (with or without the `run_` prefix), else the closest id
- * by edit distance.
- */
-class UnknownRuns {
-  private recent: string[] | undefined;
+// ---------------------------------------------------------------------------------------------
+// Where the runs are: the state file, or a running daemon's admin API. Both answer the same
+// questions with the same queries (engine/daemon/admin/run-queries.ts), so output is the same.
 
-  constructor(private readonly store: StateStore) {}
-
-  async error(id: string): Promise<PatchbayError> {
-    const ids = await this.recentIds();
-    const starts = id === '' ? [] : ids.filter((candidate) => candidate.startsWith(id) || candidate.slice(candidate.indexOf('_') + 1).startsWith(id));
-    let hint = '';
-    if (starts.length === 1) hint = ` (did you mean "${starts[0]}"?)`;
-    else if (starts.length > 1) hint = ` (${starts.length} runs start with "${sanitizeText(id)}": give more of the id)`;
-    else hint = didYouMean(id, ids);
-    return new PatchbayError('PB_RUN_NOT_FOUND', `no run "${sanitizeText(id)}"${hint}`);
-  }
-
-  private async recentIds(): Promise<string[]> {
-    if (this.recent !== undefined) return this.recent;
-    const ids: string[] = [];
-    let beforeSeq: number | undefined;
-    while (ids.length < suggestionScanLimit) {
-      const page = await this.store.listRuns({ beforeSeq, limit: replayBatchSize });
-      for (const run of page) ids.push(run.id);
-      const last = page[page.length - 1];
-      // A store that did not move backwards would loop forever; stop instead (it is only a hint).
-      if (page.length < replayBatchSize || last === undefined || (beforeSeq !== undefined && last.seq >= beforeSeq)) break;
-      beforeSeq = last.seq;
-    }
-    this.recent = ids;
-    return ids;
-  }
+interface RunsSource {
+  /** Newest runs first, up to `limit`, with how far each got. */
+  list(filter: { integration?: string | undefined; status?: RunStatus | undefined; since?: number | undefined }, limit: number): Promise<RunListItem[]>;
+  /** Integrations that have runs. */
+  integrationNames(): Promise<string[]>;
+  /** Everything stored about a run; rejects with PB_RUN_NOT_FOUND (with a hint) for an unknown id. */
+  show(id: string): Promise<RunDetailBody>;
+  countDead(integration: string | undefined): Promise<number>;
+  replayAllDead(integration: string | undefined, onProgress: (done: number) => void): Promise<ReplayResult>;
+  replay(ids: readonly string[], onProgress: (done: number) => void): Promise<ReplayResult>;
+  /** Who executes replayed runs, for the "Queued …" line. */
+  readonly executor: string;
 }
 
-/** Integration names that have runs, for a "did you mean" on --integration. */
-async function knownIntegrations(store: StateStore): Promise<string[]> {
-  return [...new Set((await store.countRuns()).map((count) => count.integration))];
+function localSource(store: StateStore, clock: Clock): RunsSource {
+  const now = () => clock.now();
+  return {
+    executor: 'a running engine ("patchbay work" or "patchbay serve") on this state file',
+    async list(filter, limit) {
+      const runs = await listNewest(store, filter, limit);
+      const items: RunListItem[] = [];
+      for (const run of runs) items.push({ run, progress: progressOf(run, await store.getSteps(run.id)) });
+      return items;
+    },
+    integrationNames: () => knownIntegrations(store),
+    async show(id) {
+      const run = await store.getRun(id);
+      if (run === undefined) throw await new UnknownRuns(store).error(id);
+      const [steps, attempts, payload] = await Promise.all([store.getSteps(id), store.getAttempts(id), store.getPayload(id)]);
+      return { run, steps, attempts, payload };
+    },
+    countDead: (integration) => countDead(store, integration),
+    replayAllDead: (integration, onProgress) => replayAllDead(store, integration, now, onProgress),
+    replay: (ids, onProgress) => replayRuns(store, ids, now, onProgress),
+  };
+}
+
+function remoteSource(client: AdminClient): RunsSource {
+  return {
+    executor: 'the daemon',
+    async list(filter, limit) {
+      const items: RunListItem[] = [];
+      let before: number | undefined;
+      while (items.length < limit) {
+        const page = await client.listRuns({ ...filter, before, limit: Math.min(remotePageLimit, limit - items.length) });
+        items.push(...page.runs);
+        // A cursor that does not move back would loop forever.
+        if (page.nextBefore === null || (before !== undefined && page.nextBefore >= before)) break;
+        before = page.nextBefore;
+      }
+      return items.slice(0, limit);
+    },
+    async integrationNames() {
+      const status = await client.status();
+      return status.integrations.filter((integration) => Object.values(integration.runs).some((count) => count > 0)).map((integration) => integration.name);
+    },
+    show: (id) => client.getRun(id),
+    async countDead(integration) {
+      const status = await client.status();
+      if (integration === undefined) return status.runs.dead;
+      return status.integrations.find((candidate) => candidate.name === integration)?.runs.dead ?? 0;
+    },
+    async replayAllDead(integration) {
+      return client.retry({ integration });
+    },
+    async replay(ids, onProgress) {
+      const unique = [...new Set(ids)];
+      const replayed: string[] = [];
+      const skipped: SkippedReplay[] = [];
+      for (let start = 0; start < unique.length; start += remotePageLimit) {
+        const result = await client.retry({ ids: unique.slice(start, start + remotePageLimit) });
+        replayed.push(...result.replayed);
+        skipped.push(...result.skipped);
+        onProgress(Math.min(unique.length, start + remotePageLimit));
+      }
+      return { queued: replayed.length, replayed, skipped };
+    },
+  };
+}
+
+/**
+ * The daemon to ask, from `--server`, else `PATCHBAY_SERVER` unless `--state` names a file; or
+ * undefined for the state file. Throws PB_USAGE for both flags, PB_ADMIN_BAD_SERVER for a bad URL.
+ */
+export function serverOf(values: Record<string, unknown>, env: NodeJS.ProcessEnv): URL | undefined {
+  const flag = values.server as string | undefined;
+  if (flag !== undefined && values.state !== undefined) throw new PatchbayError('PB_USAGE', 'give --server or --state, not both');
+  const text = flag ?? (values.state === undefined && env.PATCHBAY_SERVER ? env.PATCHBAY_SERVER : undefined);
+  return text === undefined ? undefined : parseServerUrl(text);
+}
+
+/** An admin API client with the token from the environment (PATCHBAY_ADMIN_TOKEN, else the read token). */
+export function adminClientFor(server: URL, env: NodeJS.ProcessEnv): AdminClient {
+  return new AdminClient(server, { token: env.PATCHBAY_ADMIN_TOKEN || env.PATCHBAY_ADMIN_READ_TOKEN || undefined });
+}
+
+/**
+ * Runs `body` against the daemon (`--server`, `PATCHBAY_SERVER`) or the state file. A
+ * PatchbayError (unreachable daemon, refused token, busy store) is reported with exit 2.
+ */
+async function withSource(io: CliIO, command: string, help: string, format: Format, values: Record<string, unknown>, clock: Clock, body: (source: RunsSource) => Promise<number>): Promise<number> {
+  let server: URL | undefined;
+  try {
+    server = serverOf(values, io.env);
+  } catch (error) {
+    if (!(error instanceof PatchbayError)) throw error;
+    return error.code === 'PB_USAGE' ? usageError(io, command, help, error.message) : report(io, command, format, error, ExitCode.usage);
+  }
+  if (server === undefined) return withState(io, command, format, values.state, (store) => body(localSource(store, clock)));
+  try {
+    return await body(remoteSource(adminClientFor(server, io.env)));
+  } catch (error) {
+    if (error instanceof PatchbayError) return report(io, command, format, error, ExitCode.usage);
+    throw error;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,23 +432,6 @@ export function parseSince(text: string, now: number): number | undefined {
   const [, date, time, offset] = match;
   const ms = Date.parse(time === undefined ? `${date}T00:00:00Z` : `${date}T${time}${offset ?? 'Z'}`);
   return Number.isNaN(ms) ? undefined : ms;
-}
-
-/** Steps the run is past: a `failed` step had `continueOnError`; a `dead` one ended the run. */
-const doneStepStatuses: ReadonlySet<string> = new Set(['succeeded', 'skipped', 'failed']);
-
-/** Stores may answer fewer rows per call than asked (SQLite: 1000); pages back by `seq` up to `limit`. */
-async function listNewest(store: StateStore, filter: Omit<RunFilter, 'limit' | 'beforeSeq'>, limit: number): Promise<RunRow[]> {
-  const runs: RunRow[] = [];
-  let beforeSeq: number | undefined;
-  while (runs.length < limit) {
-    const page = await store.listRuns({ ...filter, beforeSeq, limit: limit - runs.length });
-    runs.push(...page);
-    const last = page[page.length - 1];
-    if (last === undefined || (beforeSeq !== undefined && last.seq >= beforeSeq)) break;
-    beforeSeq = last.seq;
-  }
-  return runs.slice(0, limit);
 }
 
 async function runsList(argv: readonly string[], io: CliIO, clock: Clock): Promise<number> {
@@ -376,30 +461,28 @@ async function runsList(argv: readonly string[], io: CliIO, clock: Clock): Promi
   if (!(limit >= 1 && limit <= maxListLimit)) return usageError(io, 'list', listHelp, `--limit must be a whole number from 1 to ${maxListLimit}, not "${sanitizeText(limitText)}"`);
   const integration = values.integration as string | undefined;
 
-  return withState(io, 'list', format, values.state, async (store) => {
-    const runs = await listNewest(store, { integration, status: status as RunStatus | undefined, since }, limit);
+  return withSource(io, 'list', listHelp, format, values, clock, async (source) => {
+    const items = await source.list({ integration, status: status as RunStatus | undefined, since }, limit);
+    const runs = items.map((item) => item.run);
     if (format === 'json') {
       io.stdout.write(`${outputJson(runs)}\n`);
       return ExitCode.ok;
     }
     if (runs.length === 0) {
-      const names = integration === undefined ? [] : await knownIntegrations(store);
+      const names = integration === undefined ? [] : await source.integrationNames();
       const hint = integration !== undefined && !names.includes(integration) ? `; no run of integration "${sanitizeText(integration)}" at all${didYouMean(integration, names)}` : '';
       io.stdout.write(`No runs match${hint}.\n`);
       return ExitCode.ok;
     }
     const rows: string[][] = [];
-    for (const run of runs) {
-      const steps = await store.getSteps(run.id);
-      const finished = steps.filter((step) => doneStepStatuses.has(step.status)).length;
-      const attempts = steps.reduce((sum, step) => sum + step.attempts, 0);
+    for (const { run, progress } of items) {
       rows.push([
         run.id,
         sanitizeText(run.integration),
         run.status,
         iso(run.receivedAt),
-        `${finished}/${run.stepCount ?? steps.length}`,
-        String(attempts),
+        `${progress.finishedSteps}/${progress.totalSteps}`,
+        String(progress.attempts),
         run.errorCode === undefined ? '' : sanitizeText(run.errorStep === undefined ? run.errorCode : `${run.errorCode} (${run.errorStep})`),
       ]);
     }
@@ -412,16 +495,21 @@ async function runsList(argv: readonly string[], io: CliIO, clock: Clock): Promi
 // ---------------------------------------------------------------------------------------------
 // runs show
 
-async function runsShow(argv: readonly string[], io: CliIO): Promise<number> {
+async function runsShow(argv: readonly string[], io: CliIO, clock: Clock): Promise<number> {
   const flags = parseFlags('show', showHelp, argv, io, {});
   if (typeof flags === 'number') return flags;
   const { values, positionals, format } = flags;
   if (positionals.length !== 1) return usageError(io, 'show', showHelp, positionals.length === 0 ? 'name the run to show' : 'name one run to show');
   const id = positionals[0]!;
-  return withState(io, 'show', format, values.state, async (store) => {
-    const run = await store.getRun(id);
-    if (run === undefined) return report(io, 'show', format, await new UnknownRuns(store).error(id), ExitCode.problems);
-    const [steps, attempts, payload] = await Promise.all([store.getSteps(id), store.getAttempts(id), store.getPayload(id)]);
+  return withSource(io, 'show', showHelp, format, values, clock, async (source) => {
+    let detail: RunDetailBody;
+    try {
+      detail = await source.show(id);
+    } catch (error) {
+      if (error instanceof PatchbayError && error.code === 'PB_RUN_NOT_FOUND') return report(io, 'show', format, error, ExitCode.problems);
+      throw error;
+    }
+    const { run, steps, attempts, payload } = detail;
     if (format === 'json') {
       io.stdout.write(`${outputJson({ run, steps, attempts, payload })}\n`);
       return ExitCode.ok;
@@ -503,13 +591,6 @@ function formatAttempt(attempt: AttemptRow): string {
 // ---------------------------------------------------------------------------------------------
 // runs retry
 
-interface Skipped {
-  readonly id: string;
-  readonly code: 'PB_RUN_NOT_FOUND' | 'PB_RUN_NOT_DEAD';
-  readonly status: RunStatus | undefined;
-  readonly message: string;
-}
-
 async function runsRetry(argv: readonly string[], io: CliIO, clock: Clock): Promise<number> {
   const help = retryHelp;
   const flags = parseFlags('retry', help, argv, io, {
@@ -525,14 +606,13 @@ async function runsRetry(argv: readonly string[], io: CliIO, clock: Clock): Prom
   if (!dead && positionals.length === 0) return usageError(io, 'retry', help, 'name the runs to replay, or pass --dead for every dead run');
   if (!dead && integration !== undefined) return usageError(io, 'retry', help, '--integration goes with --dead (named runs are replayed whatever their integration)');
 
-  return withState(io, 'retry', format, values.state, async (store) => {
+  return withSource(io, 'retry', help, format, values, clock, async (source) => {
     const stream: ProgressStream = io.stderr;
     if (dead) {
-      const counts = await store.countRuns();
-      const total = counts.filter((c) => c.status === 'dead' && (integration === undefined || c.integration === integration)).reduce((sum, c) => sum + c.count, 0);
+      const total = await source.countDead(integration);
       const scope = integration === undefined ? '' : ` of integration "${sanitizeText(integration)}"`;
       if (total === 0) {
-        const names = [...new Set(counts.map((c) => c.integration))];
+        const names = integration === undefined ? [] : await source.integrationNames();
         const hint = integration !== undefined && !names.includes(integration) ? `; no run of that integration at all${didYouMean(integration, names)}` : '';
         if (format === 'json') io.stdout.write(`${outputJson({ queued: 0, replayed: [], skipped: [] })}\n`);
         else io.stdout.write(`No dead runs${scope} to replay${hint}.\n`);
@@ -543,56 +623,24 @@ async function runsRetry(argv: readonly string[], io: CliIO, clock: Clock): Prom
         return ExitCode.usage;
       }
       const progress = total > replayBatchSize ? new Progress({ stream, total, verb: 'replayed', clock }) : undefined;
-      const replayed: string[] = [];
-      let beforeSeq: number | undefined;
-      for (;;) {
-        const page = await store.listRuns({ status: 'dead', integration, beforeSeq, limit: replayBatchSize });
-        const last = page[page.length - 1];
-        if (last === undefined) break;
-        if (beforeSeq !== undefined && last.seq >= beforeSeq) {
-          throw new PatchbayError('PB_INTERNAL', `listRuns returned seq ${last.seq} for beforeSeq ${beforeSeq}; paging would not end`);
-        }
-        replayed.push(...(await store.replayDead(page.map((run) => run.id), clock.now())));
-        progress?.update(replayed.length);
-        if (page.length < replayBatchSize) break;
-        beforeSeq = last.seq;
-      }
+      const result = await source.replayAllDead(integration, (done) => progress?.update(done));
       progress?.finish();
-      writeQueued(io, format, replayed, []);
+      writeQueued(io, format, result, source.executor);
       return ExitCode.ok;
     }
 
     const ids = [...new Set(positionals)];
     const progress = ids.length > replayBatchSize ? new Progress({ stream, total: ids.length, verb: 'replayed', clock }) : undefined;
-    const replayed: string[] = [];
-    const skipped: Skipped[] = [];
-    const unknown = new UnknownRuns(store);
-    for (let start = 0; start < ids.length; start += replayBatchSize) {
-      const batch = ids.slice(start, start + replayBatchSize);
-      const done = new Set(await store.replayDead(batch, clock.now()));
-      for (const id of batch) {
-        if (done.has(id)) {
-          replayed.push(id);
-          continue;
-        }
-        const run = await store.getRun(id);
-        if (run === undefined) {
-          const error = await unknown.error(id);
-          skipped.push({ id, code: 'PB_RUN_NOT_FOUND', status: undefined, message: error.message });
-        } else {
-          skipped.push({ id, code: 'PB_RUN_NOT_DEAD', status: run.status, message: `run ${id} is ${run.status}, not dead: skipped` });
-        }
-      }
-      progress?.update(start + batch.length);
-    }
+    const result = await source.replay(ids, (done) => progress?.update(done));
     progress?.finish();
-    if (format === 'text') for (const skip of skipped) io.stderr.write(`patchbay runs retry: ${skip.code}: ${sanitizeText(skip.message)}\n`);
-    writeQueued(io, format, replayed, skipped);
-    return replayed.length === 0 ? ExitCode.problems : ExitCode.ok;
+    if (format === 'text') for (const skip of result.skipped) io.stderr.write(`patchbay runs retry: ${skip.code}: ${sanitizeText(skip.message)}\n`);
+    writeQueued(io, format, result, source.executor);
+    return result.replayed.length === 0 ? ExitCode.problems : ExitCode.ok;
   });
 }
 
-function writeQueued(io: CliIO, format: Format, replayed: readonly string[], skipped: readonly Skipped[]): void {
+function writeQueued(io: CliIO, format: Format, result: ReplayResult, executor: string): void {
+  const { replayed, skipped } = result;
   if (format === 'json') {
     io.stdout.write(`${outputJson({ queued: replayed.length, replayed, skipped: skipped.map((s) => ({ ...s, message: sanitizeText(s.message) })) })}\n`);
     return;
@@ -600,7 +648,7 @@ function writeQueued(io: CliIO, format: Format, replayed: readonly string[], ski
   io.stdout.write(
     replayed.length === 0
       ? 'No run was queued.\n'
-      : `Queued ${plural(replayed.length, 'run')} for replay. Nothing runs yet: a running engine ("patchbay work" or "patchbay serve") on this state file picks ${replayed.length === 1 ? 'it' : 'them'} up.\n`,
+      : `Queued ${plural(replayed.length, 'run')} for replay. Nothing runs yet: ${executor} picks ${replayed.length === 1 ? 'it' : 'them'} up.\n`,
   );
 }
 
@@ -616,6 +664,7 @@ async function runsPurge(argv: readonly string[], io: CliIO, clock: Clock): Prom
   if (typeof flags === 'number') return flags;
   const { values, positionals, format } = flags;
   if (positionals.length > 0) return usageError(io, 'purge', purgeHelp, `unexpected argument "${sanitizeText(positionals[0]!)}"`);
+  if (values.server !== undefined) return usageError(io, 'purge', purgeHelp, 'purge works on the state file only; run it where the state file is, with --state');
   const olderThan = values['older-than'] as string | undefined;
   if (olderThan === undefined) return usageError(io, 'purge', purgeHelp, 'say how old the runs to delete must be with --older-than (30d, 12h)');
   const ageMs = parseDurationMs(olderThan);
