@@ -358,6 +358,106 @@ export function describeStateStoreContract(name: string, open: OpenStateStore): 
       });
     });
 
+    describe('pending ordering keys', () => {
+      const finished = (runId: string, owner: string, now: number): StepResult =>
+        stepResult(runId, owner, now, 0, { step: { status: 'succeeded' }, run: { status: 'succeeded' } });
+
+      it('accepts a run with its key pending: queued, never claimed, listed oldest first, keyed in arrival order', async () => {
+        const store = await openStore();
+        const [e1, e2, free] = (await store.acceptEvents([event(1, { keyPending: true }), event(2, { keyPending: true }), event(3)])).map((accepted) => accepted.runId);
+        const [r4] = await acceptRange(store, 4, 4, { integration: 'refunds', keyPending: true });
+        expect(await store.getRun(e1!)).toMatchObject({ status: 'queued', keyPending: true, orderKey: undefined, availableAt: t0 + 1 });
+        expect((await store.getRun(free!))?.keyPending).toBe(false);
+        // Keying is due at once: the oldest pending run wakes a worker.
+        expect(await store.nextWakeAt()).toBe(t0 + 1);
+
+        let now = t0 + 100;
+        expect(ids(await store.claimRuns({ owner: 'w1', now, leaseMs, capacity: capacity({ orders: 10, refunds: 10 }) }))).toEqual([free]);
+        expect(await store.pendingOrderKeys(['orders'], 10)).toEqual([
+          { runId: e1, integration: 'orders', seq: (await store.getRun(e1!))!.seq, payload: { n: 1, customer: { id: 'cus_1' } } },
+          { runId: e2, integration: 'orders', seq: (await store.getRun(e2!))!.seq, payload: { n: 2, customer: { id: 'cus_2' } } },
+        ]);
+        expect((await store.pendingOrderKeys(['orders'], 1)).map((run) => run.runId)).toEqual([e1]);
+        expect((await store.pendingOrderKeys(['orders', 'refunds', 'unknown'], 10)).map((run) => run.runId)).toEqual([e1, e2, r4]);
+        expect(await store.pendingOrderKeys([], 10)).toEqual([]);
+
+        // e2 cannot be keyed before e1, whose key is still pending (whatever key e1 will get).
+        expect(await store.assignOrderKeys([{ runId: e2!, orderKey: 'a' }])).toEqual([]);
+        expect((await store.getRun(e2!))?.keyPending).toBe(true);
+        // Another integration is another sequence: refunds is keyed while orders waits.
+        expect(await store.assignOrderKeys([{ runId: r4!, orderKey: undefined }])).toEqual([r4]);
+        expect(ids(await store.claimRuns({ owner: 'w1', now, leaseMs, capacity: capacity({ orders: 10, refunds: 10 }) }))).toEqual([r4]);
+
+        // Given in any order, the assignments are applied in arrival order: e2 waits behind e1.
+        expect(await store.assignOrderKeys([{ runId: e2!, orderKey: 'a' }, { runId: e1!, orderKey: 'a' }])).toEqual([e1, e2]);
+        expect(await store.getRun(e2!)).toMatchObject({ keyPending: false, orderKey: 'a', status: 'queued' });
+        expect(await store.pendingOrderKeys(['orders', 'refunds'], 10)).toEqual([]);
+        // Assigned once: a second worker's assignment is ignored.
+        expect(await store.assignOrderKeys([{ runId: e1!, orderKey: 'b' }])).toEqual([]);
+        expect((await store.getRun(e1!))?.orderKey).toBe('a');
+        expect(ids(await store.claimRuns({ owner: 'w1', now, leaseMs, capacity: capacity({ orders: 10 }) }))).toEqual([e1]);
+        expect(await store.claimRuns({ owner: 'w1', now, leaseMs, capacity: capacity({ orders: 10 }) })).toEqual([]);
+        now += 10;
+        await store.recordStep(finished(e1!, 'w1', now));
+        expect(ids(await store.claimRuns({ owner: 'w1', now, leaseMs, capacity: capacity({ orders: 10 }) }))).toEqual([e2]);
+      });
+
+      it('keys a pending run behind an earlier unfinished run of its key, and lets a key-less one go', async () => {
+        const store = await openStore();
+        const [keyed] = await acceptRange(store, 1, 1, { orderKey: 'a' });
+        const [p2, p3, p4] = await acceptRange(store, 2, 4, { keyPending: true });
+        expect(await store.assignOrderKeys([{ runId: p2!, orderKey: 'a' }, { runId: p3!, orderKey: undefined }, { runId: p4!, orderKey: 'b' }])).toEqual([p2, p3, p4]);
+        const now = t0 + 100;
+        expect(ids(await store.claimRuns({ owner: 'w1', now, leaseMs, capacity: capacity({ orders: 10 }) }))).toEqual([keyed, p3, p4]);
+        await store.recordStep(finished(keyed!, 'w1', now + 1));
+        expect(ids(await store.claimRuns({ owner: 'w1', now: now + 1, leaseMs, capacity: capacity({ orders: 10 }) }))).toEqual([p2]);
+      });
+
+      it('refuses an event that has both an order key and a pending key', async () => {
+        const store = await openStore();
+        await expect(store.acceptEvents([event(1, { orderKey: 'a', keyPending: true })])).rejects.toThrow(RangeError);
+        expect(await store.listRuns({})).toEqual([]);
+      });
+
+      it('keys runs in arrival order while two stores accept and key them at once', async () => {
+        const first = await openStore();
+        const second = await openStore();
+        let accepting = true;
+        // 90 events of one key arrive through both stores at once, while both decide keys.
+        const accepted = Promise.all(
+          Array.from({ length: 30 }, (_, call) =>
+            (call % 2 === 0 ? first : second).acceptEvents([0, 1, 2].map((part) => event(call * 3 + part + 1, { keyPending: true }))),
+          ),
+        ).finally(() => {
+          accepting = false;
+        });
+        const keyer = async (store: StateStore, batch: number): Promise<number> => {
+          let assigned = 0;
+          for (let round = 0; round < 2_000; round += 1) {
+            const pending = await store.pendingOrderKeys(['orders'], batch);
+            if (pending.length === 0 && !accepting) return assigned;
+            assigned += (await store.assignOrderKeys(pending.map((run) => ({ runId: run.runId, orderKey: 'cus_1' })))).length;
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+          throw new Error('keying did not finish');
+        };
+        const [runs, byFirst, bySecond] = await Promise.all([accepted, keyer(first, 4), keyer(second, 7)]);
+        expect(new Set(runs.flat().map((run) => run.runId)).size).toBe(90);
+        expect(byFirst + bySecond).toBe(90);
+        // One run of the key at a time, in arrival order.
+        const seqs: number[] = [];
+        let now = t0 + 1_000;
+        for (let round = 0; round < 90; round += 1) {
+          const claimed = await (round % 2 === 0 ? first : second).claimRuns({ owner: 'w', now, leaseMs, capacity: capacity({ orders: 10 }) });
+          expect(claimed.length, `round ${round}`).toBe(1);
+          seqs.push(claimed[0]!.run.seq);
+          now += 1;
+          expect(await (round % 2 === 0 ? second : first).recordStep(finished(claimed[0]!.run.id, 'w', now))).toBe(true);
+        }
+        expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      }, 60_000);
+    });
+
     describe('recording steps', () => {
       it('walks a run through its steps to success, numbering attempts and keeping outputs', async () => {
         const store = await openStore();
