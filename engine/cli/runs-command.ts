@@ -218,35 +218,41 @@ function report(io: CliIO, command: string, format: Format, error: PatchbayError
 }
 
 /**
- * Opens the state file, refusing to create one: a missing file means the engine never ran here
- * or `--state` points elsewhere, and an empty new database would only hide that.
+ * Opens the state store named by `--state` (`flag`), `PATCHBAY_STATE` or `.patchbay/state.db`,
+ * refusing to create one: a missing file means the engine never ran here or `--state` points
+ * elsewhere, and an empty new database would only hide that. Rejects with PatchbayError
+ * PB_STATE_MISSING (no such file), PB_IO (not a file, unreadable) or the store's own open error.
  */
-async function openState(io: CliIO, command: string, format: Format, flag: unknown): Promise<StateStore | number> {
+export async function openExistingState(io: Pick<CliIO, 'cwd' | 'env'>, flag: unknown): Promise<StateStore> {
   const path = statePath(typeof flag === 'string' ? flag : undefined, io.cwd, io.env);
-  if (isPostgresLocation(path)) return openOrReport(io, command, format, path);
-  let isFile: boolean;
-  try {
-    isFile = statSync(path).isFile();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      return report(io, command, format, new PatchbayError('PB_STATE_MISSING', `no state file at ${path}; start the engine first or pass --state`), ExitCode.usage);
+  if (!isPostgresLocation(path)) {
+    let isFile: boolean;
+    try {
+      isFile = statSync(path).isFile();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new PatchbayError('PB_STATE_MISSING', `no state file at ${path}; start the engine first or pass --state`);
+      throw new PatchbayError('PB_IO', `cannot read the state file ${path}: ${code ?? String(error)}`, { cause: error });
     }
-    return report(io, command, format, new PatchbayError('PB_IO', `cannot read the state file ${path}: ${code ?? String(error)}`, { cause: error }), ExitCode.usage);
+    if (!isFile) throw new PatchbayError('PB_IO', `the state path ${path} is not a file; pass the database file with --state`);
   }
-  if (!isFile) return report(io, command, format, new PatchbayError('PB_IO', `the state path ${path} is not a file; pass the database file with --state`), ExitCode.usage);
-  return openOrReport(io, command, format, path);
-}
-
-async function openOrReport(io: CliIO, command: string, format: Format, location: string): Promise<StateStore | number> {
   try {
-    return await openStateStore(location);
+    return await openStateStore(path);
   } catch (error) {
-    if (error instanceof PatchbayError) return report(io, command, format, error, ExitCode.usage);
+    if (error instanceof PatchbayError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
     // A non-Patchbay error could quote a URL; say which kind of store only.
-    const what = isPostgresLocation(location) ? 'the PostgreSQL state store' : `the state file ${location}`;
-    return report(io, command, format, new PatchbayError('PB_IO', `cannot open ${what}: ${isPostgresLocation(location) ? 'unexpected error' : reason}`, { cause: error }), ExitCode.usage);
+    const what = isPostgresLocation(path) ? 'the PostgreSQL state store' : `the state file ${path}`;
+    throw new PatchbayError('PB_IO', `cannot open ${what}: ${isPostgresLocation(path) ? 'unexpected error' : reason}`, { cause: error });
+  }
+}
+
+async function openState(io: CliIO, command: string, format: Format, flag: unknown): Promise<StateStore | number> {
+  try {
+    return await openExistingState(io, flag);
+  } catch (error) {
+    if (error instanceof PatchbayError) return report(io, command, format, error, ExitCode.usage);
+    throw error;
   }
 }
 
