@@ -442,6 +442,12 @@ const maxClaimLimit = 2 ** 31 - 1;
  *   a transaction-scoped advisory lock per key (in one global order), then decides `blocked` from
  *   a fresh snapshot, so it sees what the previous holder committed: without it, a run accepted
  *   while the run in front of it finished could stay blocked behind nothing.
+ * - Pending ordering keys: accepting pending events and assigning keys both take the
+ *   integration's keying lock (a transaction-scoped advisory lock, before any order-key lock), so
+ *   the pending runs of an integration commit in `seq` order and a worker deciding keys sees all of
+ *   those before any it assigns: a lower `seq` can never turn up after a higher one was keyed.
+ *   This serialises accepting an integration's events while its keys are pending (as a direct
+ *   order key serialises acceptance per key).
  * - Leases: as in the SQLite store, a worker holds a run while `lease_owner` names it and it is
  *   `running`, even past `leaseExpiresAt` until another claim takes it over.
  * - Purges delete the runs (cascading to steps and attempts) and then their events. PostgreSQL
