@@ -2,6 +2,7 @@ import { PatchbayError } from '../../diag/errors.js';
 import type { ProviderWebhooks, WebhookLocator } from '../../types/provider.generated.js';
 import { decodeUtf8, parseJsonText } from './body-text.js';
 import { flatFormObject, nestedFormObject, parseFormFields } from './form-body.js';
+import { headerName, headerValue } from './refusals.js';
 import type { InboundDelivery, VerifiedDelivery } from './verify.js';
 
 /** A verified delivery's body, parsed, with its event type and id located. */
@@ -20,6 +21,8 @@ export interface HandshakeAnswer {
 
 type BodyKind = 'json' | 'form';
 
+const contentTypeHeader = headerName('Content-Type');
+
 const mediaTypes: Record<BodyKind, (type: string) => boolean> = {
   json: (type) => type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json')),
   form: (type) => type === 'application/x-www-form-urlencoded',
@@ -33,8 +36,8 @@ const mediaTypes: Record<BodyKind, (type: string) => boolean> = {
  */
 export function bodyKindOf(webhooks: ProviderWebhooks, delivery: InboundDelivery): BodyKind {
   const declared: BodyKind = webhooks.contentType ?? 'json';
-  const header = delivery.headers['content-type'];
-  if (header === undefined || header.trim() === '') {
+  const header = headerValue(delivery, contentTypeHeader);
+  if (header === undefined) {
     throw new PatchbayError('PB_WEBHOOK_UNSUPPORTED_MEDIA', `the Content-Type header is missing: this provider sends ${describe(declared)}`);
   }
   const [typePart = '', ...parameters] = header.split(';');
@@ -103,8 +106,7 @@ function locate(locator: WebhookLocator, delivery: InboundDelivery, payload: unk
 }
 
 function headerText(delivery: InboundDelivery, name: string): string | undefined {
-  const value = delivery.headers[name.toLowerCase()]?.trim();
-  return value === undefined || value === '' ? undefined : value;
+  return headerValue(delivery, headerName(name));
 }
 
 function pathText(payload: unknown, path: string): string | undefined {

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { PatchbayError } from '../../diag/errors.js';
-import { parseFormFields } from './form-body.js';
+import { parse as parseQuery } from 'node:querystring';
+import { formLimits } from './form-body.js';
 import { compileHmacSettings, createHmacVerifier } from './hmac-verifier.js';
 import { headerName, headerValue } from './refusals.js';
 import type { InboundDelivery, VerifiedDelivery, WebhookVerifier } from './verify.js';
@@ -21,28 +22,26 @@ import type { InboundDelivery, VerifiedDelivery, WebhookVerifier } from './verif
 
 const mandrillHeader = 'X-Mandrill-Signature';
 
+const contentType = headerName('Content-Type');
+
 function isFormBody(delivery: InboundDelivery): boolean {
-  return delivery.headers['content-type']?.split(';')[0]?.trim().toLowerCase() === 'application/x-www-form-urlencoded';
+  return headerValue(delivery, contentType)?.split(';')[0]?.trim().toLowerCase() === 'application/x-www-form-urlencoded';
 }
 
 /**
  * The bytes Mandrill signs: the URL (`url.href`) then, for each POST parameter sorted by name, its
  * name and value (a repeated name keeps its last value, as PHP's `$_POST` reading Mandrill's
- * example does). Raises PB_WEBHOOK_BAD_BODY for a form body that is not UTF-8 or has a bad escape.
+ * example does). Parameters are decoded leniently (Node's `querystring`), so a malformed escape
+ * makes a signature that does not match rather than an error.
  */
 export function mandrillSignedText(delivery: InboundDelivery): string {
-  const values = new Map<string, string>();
-  if (isFormBody(delivery)) {
-    let text: string;
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(delivery.rawBody);
-    } catch (error) {
-      throw new PatchbayError('PB_WEBHOOK_BAD_BODY', 'the form body is not valid UTF-8, so its Mandrill signature cannot be checked', { cause: error });
-    }
-    for (const { name, value } of parseFormFields(text)) values.set(name, value);
-  }
   let signed = delivery.url.href;
-  for (const name of [...values.keys()].sort()) signed += name + (values.get(name) ?? '');
+  if (!isFormBody(delivery)) return signed;
+  const parameters = parseQuery(delivery.rawBody.toString('utf8'), '&', '=', { maxKeys: formLimits.maxFields });
+  for (const name of Object.keys(parameters).sort()) {
+    const value = parameters[name];
+    signed += name + (Array.isArray(value) ? (value[value.length - 1] ?? '') : (value ?? ''));
+  }
   return signed;
 }
 

@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
 import { PatchbayError } from '../../diag/errors.js';
-import { parseFormFields } from './form-body.js';
+import { formLimits } from './form-body.js';
 import type { HmacSettings, Presented } from './hmac-verifier.js';
+import { headerName, headerValue } from './refusals.js';
 import type { InboundDelivery } from './verify.js';
 
 /**
@@ -71,34 +72,27 @@ function legacyQuery(url: string): string {
   return `${url.slice(0, queryStart)}?${stringifyQuery(parseQuery(url.slice(queryStart + 1)))}`;
 }
 
+const contentType = headerName('Content-Type');
+
 function isFormBody(delivery: InboundDelivery): boolean {
-  const type = delivery.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
-  return type === 'application/x-www-form-urlencoded';
+  return headerValue(delivery, contentType)?.split(';')[0]?.trim().toLowerCase() === 'application/x-www-form-urlencoded';
 }
 
 /**
  * The text Twilio appends to the URL: POST parameters sorted by name (JavaScript's code-unit order,
  * as Twilio's SDK sorts), each as name + value; a repeated name contributes each distinct value,
- * sorted. Empty for the `bodySHA256` variant and for bodies that are not forms. Raises
- * PB_WEBHOOK_BAD_BODY for a form body with a malformed escape (it cannot be verified).
+ * sorted. Empty for the `bodySHA256` variant and for bodies that are not forms. The parameters are
+ * decoded leniently (Node's `querystring`, as the Express body parser in front of Twilio's SDK
+ * does), so a malformed escape makes a signature that does not match rather than an error.
  */
 export function twilioParameterText(delivery: InboundDelivery): string {
   if (delivery.url.searchParams.has('bodySHA256') || !isFormBody(delivery)) return '';
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(delivery.rawBody);
-  } catch (error) {
-    throw new PatchbayError('PB_WEBHOOK_BAD_BODY', 'the form body is not valid UTF-8, so its Twilio signature cannot be checked', { cause: error });
-  }
-  const values = new Map<string, Set<string>>();
-  for (const { name, value } of parseFormFields(text)) {
-    const set = values.get(name) ?? new Set<string>();
-    set.add(value);
-    values.set(name, set);
-  }
+  const parameters = parseQuery(delivery.rawBody.toString('utf8'), '&', '=', { maxKeys: formLimits.maxFields });
   let appended = '';
-  for (const name of [...values.keys()].sort()) {
-    for (const value of [...(values.get(name) ?? [])].sort()) appended += name + value;
+  for (const name of Object.keys(parameters).sort()) {
+    const value = parameters[name];
+    const values = Array.isArray(value) ? [...new Set(value)].sort() : [value ?? ''];
+    for (const one of values) appended += name + one;
   }
   return appended;
 }
