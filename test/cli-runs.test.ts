@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseAdminAuthSettings } from '../engine/daemon/admin/auth.js';
 import { main, type CliIO } from '../engine/cli/main.js';
 import { Progress } from '../engine/cli/progress.js';
 import { replayBatchSize } from '../engine/cli/runs-command.js';
@@ -8,6 +10,7 @@ import { ManualClock } from '../engine/lib/clock.js';
 import { openSqliteStore, type SqliteStore } from '../engine/store/sqlite/sqlite-store.js';
 import type { NewEvent, RunRow, StepResult } from '../engine/store/state-store.js';
 import { makeTempDir, runCli } from './support/cli.js';
+import { fixtureStatus, startAdminServer, type AdminServer } from './daemon/admin-fixture.js';
 
 // `patchbay runs …` against real SQLite state files built through the store API, the way the
 // executor writes them: accepted events, claimed runs, recorded attempts with their (already
@@ -594,5 +597,106 @@ describe('patchbay runs (help and usage)', () => {
     expect(unknown.stderr).toContain('did you mean "list"?');
     const top = await run(['rusn']);
     expect(top.stderr).toContain('did you mean "runs"?');
+  });
+});
+
+describe('patchbay runs --server (against a running daemon)', () => {
+  // The admin handler mounted on a real node:http server over the fixture's state file: every
+  // command must print exactly what it prints when it reads the file itself.
+  const adminToken = `adm_${randomBytes(24).toString('hex')}`;
+  const readToken = `rd_${randomBytes(24).toString('hex')}`;
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function serve(f: Fixture): Promise<AdminServer> {
+    const store = await openSqliteStore(f.path);
+    const server = await startAdminServer({ store, auth: parseAdminAuthSettings({ PATCHBAY_ADMIN_TOKEN: adminToken, PATCHBAY_ADMIN_READ_TOKEN: readToken }), status: () => fixtureStatus(f.base) });
+    cleanups.push(() => store.close(), () => server.close());
+    return server;
+  }
+
+  it('lists and shows runs exactly as from the state file, in text and JSON, with every filter', async () => {
+    const f = await buildFixture();
+    const server = await serve(f);
+    const env = { PATCHBAY_ADMIN_READ_TOKEN: readToken };
+    const variants = [
+      ['runs', 'list'],
+      ['runs', 'list', '--format', 'json'],
+      ['runs', 'list', '--integration', 'orders', '--status', 'dead'],
+      ['runs', 'list', '--since', '1h', '--limit', '2'],
+      ['runs', 'list', '--integration', 'ordres'],
+      ['runs', 'show', f.dead],
+      ['runs', 'show', f.dead, '--format', 'json'],
+      ['runs', 'show', f.queued],
+      ['runs', 'show', f.dead.slice(0, -2)],
+      ['runs', 'retry', '--dead'],
+    ];
+    for (const argv of variants) {
+      const local = await run([...argv, '--state', f.path]);
+      const remote = await run([...argv, '--server', server.url], { env });
+      expect(remote, argv.join(' ')).toEqual(local);
+    }
+    // Sanity: the outputs compared are real ones.
+    expect((await run(['runs', 'show', f.dead, '--server', server.url], { env })).stdout).toContain('PB_PROVIDER_ERROR in step "notify"');
+    expect((await run(['runs', 'show', f.dead.slice(0, -2), '--server', server.url], { env })).code).toBe(1);
+  });
+
+  it('pages past 1000 runs through the API for a large --limit', async () => {
+    const f = await buildFixture();
+    const store = await openSqliteStore(f.path);
+    await store.acceptEvents(Array.from({ length: 1100 }, (_, i) => event('bulk', `b${i}`, f.base - 5 * minuteMs)));
+    await store.close();
+    const server = await serve(f);
+    const local = await run(['runs', 'list', '--limit', '1103', '--state', f.path]);
+    const remote = await run(['runs', 'list', '--limit', '1103', '--server', server.url], { env: { PATCHBAY_ADMIN_TOKEN: adminToken } });
+    expect(tableIds(remote.stdout)).toHaveLength(1103);
+    expect(remote).toEqual(local);
+  });
+
+  it('replays dead letters through the daemon with the operate token; the read token is refused with exit 2', async () => {
+    const f = await buildFixture();
+    const server = await serve(f);
+    const refused = await run(['runs', 'retry', f.dead, '--server', server.url], { env: { PATCHBAY_ADMIN_READ_TOKEN: readToken } });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^patchbay runs retry: PB_ADMIN_FORBIDDEN: /);
+    expect(await inspect(f.path, async (store) => (await store.getRun(f.dead))?.status)).toBe('dead');
+
+    const env = { PATCHBAY_ADMIN_TOKEN: adminToken };
+    const one = await run(['runs', 'retry', f.dead, f.succeeded, 'run_nope', '--server', server.url, '--format', 'json'], { env });
+    expect(one.code).toBe(0);
+    const body = JSON.parse(one.stdout) as { queued: number; replayed: string[]; skipped: { id: string; code: string; status: string | null }[] };
+    expect(body.queued).toBe(1);
+    expect(body.replayed).toEqual([f.dead]);
+    expect(body.skipped.map((s) => [s.id, s.code, s.status])).toEqual([
+      [f.succeeded, 'PB_RUN_NOT_DEAD', 'succeeded'],
+      ['run_nope', 'PB_RUN_NOT_FOUND', null],
+    ]);
+    const ask = await run(['runs', 'retry', '--dead', '--integration', 'billing', '--server', server.url], { env });
+    expect(ask.code).toBe(2);
+    expect(ask.stderr).toContain('this would replay 1 dead run of integration "billing"');
+    const all = await run(['runs', 'retry', '--dead', '--integration', 'billing', '--yes', '--server', server.url], { env });
+    expect(all.code).toBe(0);
+    expect(all.stdout).toBe('Queued 1 run for replay. Nothing runs yet: the daemon picks it up.\n');
+    expect(await inspect(f.path, async (store) => (await store.getRun(f.deadBilling))?.status)).toBe('queued');
+  });
+
+  it('goes to the daemon through PATCHBAY_SERVER as a real child process; purge refuses --server', async () => {
+    const f = await buildFixture();
+    const server = await serve(f);
+    const child = await runCli(['runs', 'list', '--status', 'dead'], { env: { PATCHBAY_SERVER: server.url, PATCHBAY_ADMIN_TOKEN: adminToken, PATCHBAY_STATE: undefined } });
+    expect(child.stderr).toBe('');
+    expect(child.code).toBe(0);
+    expect(tableIds(child.stdout)).toEqual([f.deadBilling, f.dead]);
+    const unauthenticated = await runCli(['runs', 'list'], { env: { PATCHBAY_SERVER: server.url, PATCHBAY_ADMIN_TOKEN: undefined, PATCHBAY_ADMIN_READ_TOKEN: undefined } });
+    expect(unauthenticated.code).toBe(2);
+    expect(unauthenticated.stderr).toContain('PB_ADMIN_UNAUTHENTICATED');
+    const purge = await run(['runs', 'purge', '--older-than', '1d', '--server', server.url]);
+    expect(purge.code).toBe(2);
+    expect(purge.stderr).toContain('purge works on the state file only');
+    const both = await run(['runs', 'list', '--server', server.url, '--state', f.path]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('give --server or --state, not both');
   });
 });

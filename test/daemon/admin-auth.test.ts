@@ -157,7 +157,8 @@ describe('the admin API refuses what it must', () => {
 
   it('answers 401 with WWW-Authenticate: Bearer for a missing, malformed or wrong token, on every route and on unknown paths', async () => {
     for (const path of [...readRoutes, '/admin/v1/nope', '/admin/v1/runs/run_x']) {
-      for (const headers of [{}, { authorization: 'Basic dXNlcjpwYXNz' }, { authorization: `Bearer ${adminToken}x` }, { authorization: 'Bearer' }]) {
+      const variants: Record<string, string>[] = [{}, { authorization: 'Basic dXNlcjpwYXNz' }, { authorization: `Bearer ${adminToken}x` }, { authorization: 'Bearer' }];
+      for (const headers of variants) {
         const response = await fetch(`${server.url}${path}`, { headers });
         expect(response.status, `${path} ${JSON.stringify(headers)}`).toBe(401);
         expect(response.headers.get('www-authenticate')).toMatch(/^Bearer /);
