@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSandbox, type Sandbox } from '../../engine/daemon/sandbox/sandbox.js';
+import { sandboxConnectionContext, startSandbox, type Sandbox } from '../../engine/daemon/sandbox/sandbox.js';
 import { createSandboxSecrets } from '../../engine/daemon/sandbox/secrets.js';
 import { exampleOutput } from '../../engine/daemon/sandbox/synthesize.js';
 import { Executor, type SubmittedEvent } from '../../engine/executor/executor.js';
@@ -59,7 +59,7 @@ async function sandboxEngine(env: NodeJS.ProcessEnv = {}) {
     integrations,
     registry,
     secrets,
-    connectionContext: { overrideBaseUrlFor: (provider) => sandbox.baseUrlFor(provider), allowPrivateAddresses: ['127.0.0.1/32'] },
+    connectionContext: sandboxConnectionContext(sandbox),
   });
   cleanups.push(() => plan.close());
   const store = await openSqliteStore(join(makeTempDir('patchbay-sandbox-'), 'state.db'));

@@ -5,6 +5,7 @@ import { looksSecretName, maskCredentials } from '../../lib/credentials.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import type { SecretSet } from '../../lib/secrets.js';
 import { soapEnvelope, xmlElements, type SoapVersion } from '../../providers/encode.js';
+import type { PlanConnectionContext } from '../../executor/plan.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
 import { readPath } from '../../providers/paths.js';
 import type { ProviderDocument, ProviderOperation } from '../../types/provider.generated.js';
@@ -341,4 +342,14 @@ function soapContent(operation: ProviderOperation, request: SandboxRequest, valu
     // See toXml: an unrepresentable name leaves an empty, successful Body.
     return '';
   }
+}
+
+/**
+ * The plan's connection context for sandbox mode: every provider's calls go to its sandbox base
+ * URL, and the sandbox's loopback address is allowed (connections refuse private addresses
+ * otherwise). Pass it as `buildExecutionPlan`'s `connectionContext` (with the sandbox's secret
+ * sources in the plan's `SecretSet`).
+ */
+export function sandboxConnectionContext(sandbox: Pick<Sandbox, 'baseUrlFor'>): PlanConnectionContext {
+  return { overrideBaseUrlFor: (provider) => sandbox.baseUrlFor(provider), allowPrivateAddresses: ['127.0.0.1/32', '::1/128'] };
 }
