@@ -69,7 +69,7 @@ export function createMailchimpVerifier(secrets: readonly string[]): WebhookVeri
       if (key === null || key === '') {
         throw new PatchbayError(
           'PB_WEBHOOK_MISSING_SIGNATURE',
-          `the delivery has no ${mandrillHeader} header (Mandrill) and its URL no key query parameter (Mailchimp audience webhooks are unsigned: give Mailchimp the URL with ?key=<webhook secret>)`,
+          `the delivery has no ${mandrillHeader} header (Mandrill) and its URL no key query parameter (Mailchimp audience webhooks are unsigned: give Mailchimp the webhook URL with a key query parameter holding the webhook secret)`,
         );
       }
       const presented = digestOf(key);
