@@ -113,7 +113,7 @@ export class DaemonMetrics {
 
   /** An inbound webhook was refused with `code` (a PB_ code; anything else is `(other)`). */
   eventRejected(integration: string | undefined, code: string): void {
-    this.rejected.inc({ integration: integration === undefined ? unknownLabel : this.integrationLabel(integration), reason: code in codes ? code : otherLabel });
+    this.rejected.inc({ integration: integration === undefined ? unknownLabel : this.integrationLabel(integration), reason: Object.hasOwn(codes, code) ? code : otherLabel });
   }
 
   /** `ExecutorOptions.onRunSettled`. */

@@ -167,6 +167,9 @@ describe('the admin API refuses what it must', () => {
         expect(JSON.stringify(body)).not.toContain(adminToken);
       }
     }
+    const invalid = await call(server, 'GET', '/admin/v1/status', `${adminToken}x`);
+    expect(invalid.headers.get('www-authenticate')).toBe('Bearer realm="patchbay", error="invalid_token"');
+    expect((await call(server, 'GET', '/admin/v1/status')).headers.get('www-authenticate')).toBe('Bearer realm="patchbay"');
     for (const path of ['/admin/v1/runs/retry', `/admin/v1/runs/${fixture.dead}/retry`]) {
       expect((await call(server, 'POST', path)).status).toBe(401);
     }

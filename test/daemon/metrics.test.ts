@@ -73,6 +73,7 @@ describe('DaemonMetrics', () => {
     metrics.eventRejected('orders', 'PB_WEBHOOK_BAD_SIGNATURE');
     metrics.eventRejected(undefined, 'PB_WEBHOOK_UNKNOWN_INTEGRATION');
     metrics.eventRejected('orders', 'made up reason');
+    metrics.eventRejected('orders', 'toString');
     metrics.onRunSettled({ runId: 'r1', integration: 'orders', outcome: 'succeeded' });
     metrics.onRunSettled({ runId: 'r2', integration: 'orders', outcome: 'dead' });
     metrics.onRunSettled({ runId: 'r3', integration: 'gone', outcome: 'dead' });
@@ -89,7 +90,7 @@ describe('DaemonMetrics', () => {
     expect(value(after, 'patchbay_webhook_events_received_total', { integration: 'orders', source: '(other)' })).toBe(1);
     expect(value(after, 'patchbay_webhook_events_rejected_total', { integration: 'orders', reason: 'PB_WEBHOOK_BAD_SIGNATURE' })).toBe(1);
     expect(value(after, 'patchbay_webhook_events_rejected_total', { integration: '(unknown)', reason: 'PB_WEBHOOK_UNKNOWN_INTEGRATION' })).toBe(1);
-    expect(value(after, 'patchbay_webhook_events_rejected_total', { integration: 'orders', reason: '(other)' })).toBe(1);
+    expect(value(after, 'patchbay_webhook_events_rejected_total', { integration: 'orders', reason: '(other)' })).toBe(2);
     expect(value(after, 'patchbay_runs_total', { integration: 'orders', outcome: 'succeeded' })).toBe(1);
     expect(value(after, 'patchbay_runs_total', { integration: 'orders', outcome: 'dead' })).toBe(1);
     expect(value(after, 'patchbay_dead_letters_total', { integration: 'orders' })).toBe(1);

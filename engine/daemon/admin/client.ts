@@ -137,7 +137,7 @@ export class AdminClient {
     }
     if (response.statusCode >= 200 && response.statusCode < 300) return parsed as T;
     const failure = (parsed as { error?: { code?: unknown; message?: unknown } }).error;
-    if (typeof failure?.code === 'string' && failure.code in codes && typeof failure.message === 'string') {
+    if (typeof failure?.code === 'string' && Object.hasOwn(codes, failure.code) && typeof failure.message === 'string') {
       const code = failure.code as Code;
       const hint = code === 'PB_ADMIN_UNAUTHENTICATED' && this.options.token === undefined ? ' (set PATCHBAY_ADMIN_TOKEN)' : '';
       throw new PatchbayError(code, `${failure.message}${hint}`);

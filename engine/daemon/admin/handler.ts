@@ -227,6 +227,10 @@ export function createAdminHandler(options: AdminHandlerOptions): AdminHandler {
         principal = await authenticator.authenticate(typeof header === 'string' ? header : undefined);
       } catch (error) {
         if (error instanceof PatchbayError) logger.log('info', 'admin request refused', { code: error.code, method: req.method, path: url.pathname, remote: req.socket.remoteAddress });
+        // RFC 6750: a presented token that fails is "invalid_token"; no token gets the bare challenge.
+        if (error instanceof PatchbayError && error.code === 'PB_ADMIN_UNAUTHENTICATED' && typeof header === 'string' && /^Bearer +\S/i.test(header)) {
+          res.setHeader('www-authenticate', 'Bearer realm="patchbay", error="invalid_token"');
+        }
         throw error;
       }
 
@@ -413,7 +417,7 @@ function sendError(res: ServerResponse, error: unknown, logger: Logger): void {
     body = { error: { code: 'PB_INTERNAL', message: 'unexpected error; see the daemon log' } };
   }
   if (status === 401) {
-    res.setHeader('www-authenticate', 'Bearer realm="patchbay"');
+    if (!res.hasHeader('www-authenticate')) res.setHeader('www-authenticate', 'Bearer realm="patchbay"');
   } else if (status === 403) {
     res.setHeader('www-authenticate', 'Bearer realm="patchbay", error="insufficient_scope"');
   }
