@@ -19,6 +19,7 @@ Commands:
   work [paths…]       Execute queued runs (retries, rate limits, idempotency, crash recovery)
   runs list|show|retry|purge
                       Look into runs in the state file; replay dead letters; delete old runs
+  serve [paths…]      Run the daemon: webhooks, pollers, schedules, admin API, metrics
   version             Print the version (also --version)
   help                Show this help (also --help)
 
@@ -75,6 +76,10 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO()): Pr
     case 'enqueue': {
       const { runEnqueue } = await import('./enqueue-command.js');
       return runEnqueue(rest, io);
+    }
+    case 'serve': {
+      const { runServe } = await import('./serve-command.js');
+      return runServe(rest, io);
     }
     case 'work': {
       const { runWork } = await import('./work-command.js');

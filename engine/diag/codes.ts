@@ -198,6 +198,20 @@ export const codes = {
   PB_ADMIN_STORE_TIMEOUT: entry('error', 'The state store did not answer the admin API or metrics in time (a long transaction holds it); try again.', 'transient'),
   PB_ADMIN_BAD_SERVER: entry('error', 'The `--server` URL (or PATCHBAY_SERVER) is not an http(s) URL, carries credentials or a query, or uses plain http to a host that is not loopback.'),
   PB_ADMIN_UNREACHABLE: entry('error', 'The daemon\'s admin API could not be reached at the `--server` URL (refused, timed out, not a Patchbay daemon).', 'transient'),
+  // The daemon: webhook ingress refusals (each with its HTTP status) and the serve command.
+  PB_WEBHOOK_UNKNOWN_INTEGRATION: entry('error', 'No integration with a webhook trigger has the name in `/hooks/<name>` (answered 404).'),
+  PB_WEBHOOK_METHOD_NOT_ALLOWED: entry('error', 'Webhooks are delivered with POST; other methods are answered 405 with `Allow: POST`.'),
+  PB_WEBHOOK_TOO_LARGE: entry('error', 'The delivery\'s body is over the size limit (`--max-body`, default 1 MiB); answered 413 and the connection closed.'),
+  PB_WEBHOOK_RATE_LIMITED: entry('error', 'Too many deliveries from one address (`--inbound-rate`); answered 429 with `Retry-After`.', 'after'),
+  PB_DAEMON_DRAINING: entry('error', 'The daemon is shutting down: deliveries are answered 503 with `Retry-After` so the sender delivers them again.', 'after'),
+  PB_DAEMON_BAD_CONFIG: entry('error', 'A `patchbay serve` option or environment variable has a value it cannot use (a port, a duration, a URL, a TLS file).'),
+  PB_DAEMON_LISTEN: entry('error', 'The daemon could not listen on its port (in use, or not allowed).'),
+
+  // Poll and schedule triggers (issue 5, helper C).
+  PB_POLL_FAILED: entry('error', 'A poll of a listing operation failed (the provider answered an error, the network failed, or the events could not be stored): the cursor did not move and the poll is tried again at the next tick; the error\'s own code is in the log.', 'transient'),
+  PB_POLL_NOT_A_LIST: entry('error', "A poll's listing answer holds no list of items where the provider's pagination says (`itemsPath`): fix the provider's pagination or poll a listing operation."),
+  PB_POLL_ITEM_WITHOUT_ID: entry('warning', "A polled item has no usable id at the trigger's `itemId` path (missing, or not a string or number): it cannot be deduplicated and is skipped."),
+  PB_TRIGGER_STATE_UNREADABLE: entry('warning', "A poll or schedule trigger's stored cursor cannot be read (written by another version or damaged): it starts again from `cursor.initial` or now, and deduplication by id prevents repeated runs."),
   // Webhook verification and delivery parsing (issue 5, helper A). Ingress statuses in parentheses.
   PB_WEBHOOK_MISSING_SIGNATURE: entry('error', 'A webhook delivery lacks its signature header (or the timestamp or id header its scheme signs); answered 401.'),
   PB_WEBHOOK_BAD_SIGNATURE: entry('error', "A webhook delivery's signature is malformed or matches none of the connection's webhook secrets (a wrong or removed secret, or a body changed on the way); answered 401."),
@@ -214,12 +228,6 @@ export const codes = {
   PB_SEND_UNREACHABLE: entry('error', 'The daemon named in `.patchbay/sandbox.json` (or `--server`) did not answer: it stopped, or the URL is wrong.', 'transient'),
   PB_SEND_REFUSED: entry('error', 'The daemon refused the delivery `patchbay send` posted (its error code and message are shown), or ignored it as an event type the integration does not subscribe to.'),
   PB_SEND_TIMEOUT: entry('error', 'The run did not finish within `--timeout`; it goes on in the daemon: follow it with `patchbay runs show <run-id>`.', 'transient'),
-
-  // Poll and schedule triggers (issue 5, helper C).
-  PB_POLL_FAILED: entry('error', 'A poll of a listing operation failed (the provider answered an error, the network failed, or the events could not be stored): the cursor did not move and the poll is tried again at the next tick; the error\'s own code is in the log.', 'transient'),
-  PB_POLL_NOT_A_LIST: entry('error', "A poll's listing answer holds no list of items where the provider's pagination says (`itemsPath`): fix the provider's pagination or poll a listing operation."),
-  PB_POLL_ITEM_WITHOUT_ID: entry('warning', "A polled item has no usable id at the trigger's `itemId` path (missing, or not a string or number): it cannot be deduplicated and is skipped."),
-  PB_TRIGGER_STATE_UNREADABLE: entry('warning', "A poll or schedule trigger's stored cursor cannot be read (written by another version or damaged): it starts again from `cursor.initial` or now, and deduplication by id prevents repeated runs."),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;

@@ -1,0 +1,328 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PatchbayError } from '../diag/errors.js';
+import type { SubmittedEvent } from '../executor/executor.js';
+import { TokenBucket, type BucketSpec } from '../executor/rate-limiter.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import type { AcceptedEvent } from '../store/state-store.js';
+import type { ProviderWebhooks } from '../types/provider.generated.js';
+import { handshakeOf, parseDelivery } from './webhooks/delivery.js';
+import type { InboundDelivery, WebhookVerifier } from './webhooks/verify.js';
+
+/**
+ * Webhook ingress: `POST /hooks/<integration>`. The order of work is the contract:
+ *
+ * 1. cheap refusals first (method, unknown integration, draining, the sender's rate, declared
+ *    length), so a flood costs little;
+ * 2. the raw body is read up to the size limit and verified, byte for byte, before anything parses it;
+ * 3. it is parsed, its event type and id located, and the event committed to the store;
+ * 4. only then is the 2xx sent. No mapping runs and no outbound call is made before the answer:
+ *    redaction is the only transformation, and ordering keys are computed after the commit.
+ *
+ * Every refusal is a JSON `{ "error": { "code", "message" } }` with a stable code and the status
+ * the table below gives; it is logged with the code, the integration and the sender's address,
+ * never the body or a header value.
+ */
+
+/** One integration's webhook endpoint, prepared for a revision. */
+export interface HookRoute {
+  readonly integration: string;
+  readonly enabled: boolean;
+  readonly webhooks: ProviderWebhooks;
+  readonly verifier: WebhookVerifier;
+  /** Subscribed event types, or `any` (`*`, or a provider whose types are user-defined). */
+  readonly events: ReadonlySet<string> | 'any';
+}
+
+/** What the ingress reads from the daemon at each request (so a new revision applies at once). */
+export interface HookTable {
+  route(integration: string): HookRoute | undefined;
+  /** Why an integration with a webhook trigger cannot receive now (unresolved secret, …). */
+  broken(integration: string): PatchbayError | undefined;
+}
+
+/** Counts for metrics; must not throw. */
+export interface IngressObserver {
+  received?(integration: string): void;
+  rejected?(integration: string, code: string): void;
+}
+
+export interface IngressOptions {
+  readonly table: HookTable;
+  /** Commits events durably (the executor's `submit`). */
+  readonly submit: (events: readonly SubmittedEvent[]) => Promise<readonly AcceptedEvent[]>;
+  /** True once the daemon is stopping: deliveries are refused with 503 so the sender retries. */
+  readonly draining?: () => boolean;
+  /** @default 1 MiB */
+  readonly maxBodyBytes?: number;
+  /** Deliveries per sender address (all integrations together). @default 100 per second, burst 200 */
+  readonly inboundRate?: BucketSpec;
+  /** The external base URL senders use (`https://hooks.example.com`), for schemes that sign the URL. */
+  readonly publicUrl?: URL | undefined;
+  /** Take the sender's address and the URL's scheme and host from `X-Forwarded-*` (behind a proxy). @default false */
+  readonly trustProxy?: boolean;
+  /** Whether the server itself speaks TLS (the URL's scheme when there is no public URL). @default false */
+  readonly tls?: boolean;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  readonly observer?: IngressObserver;
+}
+
+/** HTTP status of each refusal code. */
+export const ingressStatus: Readonly<Record<string, number>> = {
+  PB_WEBHOOK_BAD_BODY: 400,
+  PB_WEBHOOK_MISSING_SIGNATURE: 401,
+  PB_WEBHOOK_BAD_SIGNATURE: 401,
+  PB_WEBHOOK_STALE: 401,
+  PB_WEBHOOK_UNKNOWN_INTEGRATION: 404,
+  PB_INTEGRATION_DISABLED: 404,
+  PB_WEBHOOK_METHOD_NOT_ALLOWED: 405,
+  PB_WEBHOOK_TOO_LARGE: 413,
+  PB_WEBHOOK_UNSUPPORTED_MEDIA: 415,
+  PB_WEBHOOK_RATE_LIMITED: 429,
+  PB_DAEMON_DRAINING: 503,
+  PB_INTEGRATION_BROKEN: 503,
+};
+
+/** Most sender addresses whose buckets are kept; the least recently seen are dropped beyond it. */
+const maxTrackedSources = 10_000;
+
+/** A handler for `/hooks/<integration>` requests; `handle` never rejects. */
+export class WebhookIngress {
+  private readonly options: IngressOptions;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly maxBodyBytes: number;
+  private readonly inboundRate: BucketSpec;
+  private readonly buckets = new Map<string, TokenBucket>();
+
+  constructor(options: IngressOptions) {
+    this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? silentLogger;
+    this.maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+    this.inboundRate = options.inboundRate ?? { requests: 100, perMs: 1000, burst: 200 };
+  }
+
+  /** Answers one delivery for `integration` (the path segment after `/hooks/`, still encoded). */
+  async handle(req: IncomingMessage, res: ServerResponse, integrationSegment: string): Promise<void> {
+    const requestId = randomUUID();
+    res.setHeader('x-request-id', requestId);
+    let integration = '(unknown)';
+    const source = this.sourceOf(req);
+    try {
+      integration = decodeURIComponent(integrationSegment);
+      const route = this.options.table.route(integration);
+      const method = req.method ?? 'GET';
+      // Mailchimp checks a new webhook URL with a GET before it sends anything.
+      const probe = (method === 'GET' || method === 'HEAD') && route?.webhooks.verification.scheme === 'mailchimp';
+      if (method !== 'POST' && !probe) {
+        res.setHeader('allow', 'POST');
+        throw new PatchbayError('PB_WEBHOOK_METHOD_NOT_ALLOWED', `${method} is not allowed on /hooks/…: webhooks are delivered with POST`);
+      }
+      if (route === undefined) {
+        const broken = this.options.table.broken(integration);
+        if (broken !== undefined) {
+          throw new PatchbayError('PB_INTEGRATION_BROKEN', `integration "${integration}" cannot receive webhooks until it is fixed (${broken.code}); the sender will retry`);
+        }
+        integration = '(unknown)';
+        throw new PatchbayError('PB_WEBHOOK_UNKNOWN_INTEGRATION', 'no integration with a webhook trigger has this name');
+      }
+      if (this.options.draining?.() === true) {
+        res.setHeader('retry-after', '5');
+        throw new PatchbayError('PB_DAEMON_DRAINING', 'the daemon is shutting down; deliver again shortly');
+      }
+      if (!route.enabled) throw new PatchbayError('PB_INTEGRATION_DISABLED', `integration "${integration}" is disabled (enabled: false): it receives no events`);
+      const waitMs = this.admit(source);
+      if (waitMs > 0) {
+        res.setHeader('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))));
+        throw new PatchbayError('PB_WEBHOOK_RATE_LIMITED', 'too many deliveries from this address; slow down');
+      }
+      if (probe) {
+        this.answer(res, 200, { ok: true });
+        return;
+      }
+      const rawBody = await this.readBody(req, res);
+      const delivery: InboundDelivery = { method, url: this.urlOf(req), headers: headersOf(req), rawBody };
+      const verified = await route.verifier.verify(delivery, this.clock.now());
+      const parsed = parseDelivery(route.webhooks, delivery);
+      const handshake = handshakeOf(route.webhooks, delivery, parsed.payload);
+      if (handshake !== undefined) {
+        res.writeHead(handshake.status, { 'content-type': handshake.contentType });
+        res.end(handshake.body);
+        this.logger.log('info', 'webhook handshake answered', { integration, requestId });
+        return;
+      }
+      this.options.observer?.received?.(integration);
+      if (route.events !== 'any' && (parsed.eventType === undefined || !route.events.has(parsed.eventType))) {
+        // A 2xx, or the sender would deliver it again and again.
+        this.answer(res, 200, { accepted: false, ignored: true, reason: 'event type not subscribed' });
+        this.logger.log('debug', 'webhook ignored: event type not subscribed', { integration, requestId, eventType: parsed.eventType });
+        return;
+      }
+      const eventKey = parsed.eventId ?? verified.deliveryId ?? `sha256:${createHash('sha256').update(rawBody).digest('hex')}`;
+      const [accepted] = await this.options.submit([
+        { integration, eventKey, type: parsed.eventType, source: 'webhook', payload: parsed.payload, receivedAt: this.clock.now() },
+      ]);
+      if (accepted === undefined) throw new Error('the store accepted no event');
+      if (accepted.accepted) {
+        this.answer(res, 202, { accepted: true, runId: accepted.runId });
+        this.logger.log('debug', 'webhook accepted', { integration, requestId, run: accepted.runId, eventType: parsed.eventType });
+      } else {
+        this.answer(res, 200, { accepted: false, duplicate: true, runId: accepted.runId });
+        this.logger.log('info', 'webhook duplicate: already accepted, not run again', { integration, requestId, run: accepted.runId });
+      }
+    } catch (error) {
+      this.refuse(res, error, { integration, requestId, source });
+    }
+  }
+
+  private refuse(res: ServerResponse, error: unknown, context: { integration: string; requestId: string; source: string }): void {
+    const known = error instanceof PatchbayError ? error : undefined;
+    let status = known === undefined ? 500 : (ingressStatus[known.code] ?? 500);
+    let code = known?.code ?? 'PB_INTERNAL';
+    let message = known?.message ?? 'the delivery could not be accepted';
+    if (known !== undefined && status === 500 && known.code.startsWith('PB_STATE_')) {
+      // The store refused the commit: nothing was accepted, so the sender must deliver again.
+      status = 503;
+      res.setHeader('retry-after', '5');
+      message = 'the event could not be stored; deliver it again';
+    } else if (known !== undefined && status === 500) {
+      code = 'PB_INTERNAL';
+      message = 'the delivery could not be accepted';
+    }
+    this.options.observer?.rejected?.(context.integration, code);
+    const level = status >= 500 ? 'error' : 'warn';
+    this.logger.log(level, 'webhook refused', {
+      integration: context.integration,
+      requestId: context.requestId,
+      source: context.source,
+      status,
+      code,
+      ...(status >= 500 ? { error: error instanceof Error ? error.message : String(error) } : { reason: message }),
+    });
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (status === 413) res.setHeader('connection', 'close');
+    this.answer(res, status, { error: { code, message } });
+  }
+
+  private answer(res: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(text);
+  }
+
+  /** 0 when the sender may deliver now, else how long until it may. */
+  private admit(source: string): number {
+    const now = this.clock.now();
+    let bucket = this.buckets.get(source);
+    if (bucket === undefined) {
+      bucket = new TokenBucket(this.inboundRate, now);
+      if (this.buckets.size >= maxTrackedSources) {
+        const oldest = this.buckets.keys().next().value;
+        if (oldest !== undefined) this.buckets.delete(oldest);
+      }
+    } else {
+      // Re-inserted so the map's order is least recently seen first.
+      this.buckets.delete(source);
+    }
+    this.buckets.set(source, bucket);
+    const reservation = bucket.reserve(1, now, 0);
+    return reservation.granted ? 0 : Math.max(1, reservation.retryAtMs - now);
+  }
+
+  private readBody(req: IncomingMessage, res: ServerResponse): Promise<Buffer> {
+    const limit = this.maxBodyBytes;
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      return Promise.reject(tooLarge(limit));
+    }
+    const encoding = req.headers['content-encoding'];
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      return Promise.reject(new PatchbayError('PB_WEBHOOK_UNSUPPORTED_MEDIA', `Content-Encoding "${encoding.slice(0, 40)}" is not accepted; send the body uncompressed`));
+    }
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let done = false;
+      const finish = (error: Error | undefined): void => {
+        if (done) return;
+        done = true;
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', onError);
+        req.off('aborted', onAborted);
+        if (error === undefined) resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+        else reject(error);
+      };
+      const onData = (chunk: Buffer): void => {
+        size += chunk.length;
+        if (size > limit) {
+          // Stop reading; the answer closes the connection, so the rest is never buffered.
+          req.pause();
+          res.setHeader('connection', 'close');
+          finish(tooLarge(limit));
+          return;
+        }
+        chunks.push(chunk);
+      };
+      const onEnd = (): void => finish(undefined);
+      const onError = (error: Error): void => finish(error);
+      const onAborted = (): void => finish(new Error('the sender closed the connection before the body was complete'));
+      req.on('data', onData);
+      req.on('end', onEnd);
+      req.on('error', onError);
+      req.on('aborted', onAborted);
+    });
+  }
+
+  private sourceOf(req: IncomingMessage): string {
+    if (this.options.trustProxy === true) {
+      const forwarded = firstHeader(req.headers['x-forwarded-for'])?.split(',')[0]?.trim();
+      if (forwarded !== undefined && forwarded !== '') return forwarded;
+    }
+    return req.socket.remoteAddress ?? 'unknown';
+  }
+
+  /** The URL the sender addressed, as schemes that sign it (Twilio, Mandrill) computed it. */
+  private urlOf(req: IncomingMessage): URL {
+    const path = req.url ?? '/';
+    const base = this.options.publicUrl;
+    if (base !== undefined) {
+      const prefix = base.pathname.endsWith('/') ? base.pathname.slice(0, -1) : base.pathname;
+      return new URL(`${base.protocol}//${base.host}${prefix}${path}`);
+    }
+    const trust = this.options.trustProxy === true;
+    const proto = (trust ? firstHeader(req.headers['x-forwarded-proto'])?.split(',')[0]?.trim() : undefined) ?? (this.options.tls === true ? 'https' : 'http');
+    const host = (trust ? firstHeader(req.headers['x-forwarded-host'])?.split(',')[0]?.trim() : undefined) ?? req.headers.host ?? 'localhost';
+    try {
+      return new URL(`${proto}://${host}${path}`);
+    } catch (error) {
+      throw new PatchbayError('PB_WEBHOOK_BAD_BODY', 'the request URL or Host header is not valid', { cause: error });
+    }
+  }
+}
+
+function tooLarge(limit: number): PatchbayError {
+  return new PatchbayError('PB_WEBHOOK_TOO_LARGE', `the body is larger than the limit of ${limit} bytes`);
+}
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Lower-case header names; a repeated header's values joined with ", " (raw headers keep repeats apart). */
+function headersOf(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    const value = raw[i + 1] as string;
+    headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+  }
+  return headers;
+}

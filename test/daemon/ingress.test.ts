@@ -1,0 +1,226 @@
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { Sink } from '../executor/sink.js';
+import { ledgerIntegration, waitForRuns } from '../executor/harness.js';
+import { ledgerSignature, newWebhookSecret, postHook, startTestDaemon, type TestDaemon } from './harness.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+});
+
+async function ledgerDaemon(options: { sink?: Sink; extra?: Record<string, string>; daemon?: Parameters<typeof startTestDaemon>[0]['daemon']; env?: Record<string, string> } = {}): Promise<{ test: TestDaemon; sink: Sink; secret: string }> {
+  const sink = options.sink ?? (await new Sink().start());
+  const secret = newWebhookSecret();
+  const test = await startTestDaemon({
+    integrations: {
+      ledger: ledgerIntegration({
+        name: 'ledger-hooks',
+        origin: sink.origin,
+        steps: `    - id: record
+      call: ledger.entries.create
+      with: { account: "{{ event.account }}", amount: "{{ event.amount }}" }`,
+      }),
+      ...options.extra,
+    },
+    env: { LEDGER_TOKEN: 'ledger_test_token_0001', LEDGER_WEBHOOK_SECRET: secret, ...options.env },
+    daemon: options.daemon,
+  });
+  cleanups.push(() => sink.close(), () => test.close());
+  return { test, sink, secret };
+}
+
+function event(id: string, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ id, type: 'entry.requested', account: 'acct_1', amount: 250, ...extra });
+}
+
+describe('webhook ingress', () => {
+  it('accepts a signed delivery with 202 after committing it, runs it, and answers a duplicate 200 without running it again', async () => {
+    const { test, sink, secret } = await ledgerDaemon();
+    const body = event('evt_1');
+    const first = await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret) });
+    expect(first.status).toBe(202);
+    expect(first.json).toMatchObject({ accepted: true });
+    const run = await test.daemon.store.getRun(first.json.runId);
+    expect(run?.eventKey).toBe('evt_1');
+    await waitForRuns({ store: test.daemon.store } as never, 1, 10_000);
+    const again = await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret) });
+    expect(again.status).toBe(200);
+    expect(again.json).toEqual({ accepted: false, duplicate: true, runId: first.json.runId });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(sink.deliveries.filter((d) => d.path === '/entries')).toHaveLength(1);
+  });
+
+  it('answers before any step runs: the 2xx comes while the executor has not called the provider', async () => {
+    // The provider stalls every call; the webhook answer must not wait for it.
+    const sink = await new Sink(() => ({ delayMs: 2_000 })).start();
+    const { test, secret } = await ledgerDaemon({ sink });
+    const body = event('evt_fast');
+    const started = Date.now();
+    const answer = await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret) });
+    expect(answer.status).toBe(202);
+    expect(Date.now() - started).toBeLessThan(1_500);
+  });
+
+  it('refuses forged, stale and unsigned deliveries with 401 and stores nothing', async () => {
+    const { test, secret } = await ledgerDaemon();
+    const body = event('evt_forged');
+    const tampered = await postHook(test.url, 'ledger-hooks', body.replace('250', '251'), { 'ledger-signature': ledgerSignature(body, secret) });
+    expect(tampered.status).toBe(401);
+    expect(tampered.json.error.code).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    const wrongSecret = await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, newWebhookSecret()) });
+    expect(wrongSecret.status).toBe(401);
+    const stale = await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret, Math.floor(Date.now() / 1000) - 3_600) });
+    expect(stale.status).toBe(401);
+    expect(stale.json.error.code).toBe('PB_WEBHOOK_STALE');
+    const unsigned = await postHook(test.url, 'ledger-hooks', body, {});
+    expect(unsigned.status).toBe(401);
+    expect(unsigned.json.error.code).toBe('PB_WEBHOOK_MISSING_SIGNATURE');
+    expect(await test.daemon.store.countRuns()).toEqual([]);
+    // Refusals are logged without the body.
+    expect(test.logger.text()).not.toContain('acct_1');
+    expect(test.logger.lines.filter((line) => line.message === 'webhook refused')).toHaveLength(4);
+  });
+
+  it('answers bad input with the right status and keeps serving others', async () => {
+    const { test, secret } = await ledgerDaemon({ daemon: { maxBodyBytes: 64 * 1024 } });
+    const unknown = await postHook(test.url, 'no-such-integration', '{}', {});
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.error.code).toBe('PB_WEBHOOK_UNKNOWN_INTEGRATION');
+
+    const get = await request(`${test.url}/hooks/ledger-hooks`);
+    expect(get.statusCode).toBe(405);
+    expect(get.headers.allow).toBe('POST');
+    expect((await get.body.json() as any).error.code).toBe('PB_WEBHOOK_METHOD_NOT_ALLOWED');
+
+    const malformed = '{"id": "evt_bad", "type": ';
+    const bad = await postHook(test.url, 'ledger-hooks', malformed, { 'ledger-signature': ledgerSignature(malformed, secret) });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.code).toBe('PB_WEBHOOK_BAD_BODY');
+
+    const form = 'a=1&b=2';
+    const media = await postHook(test.url, 'ledger-hooks', form, { 'content-type': 'application/x-www-form-urlencoded', 'ledger-signature': ledgerSignature(form, secret) });
+    expect(media.status).toBe(415);
+    expect(media.json.error.code).toBe('PB_WEBHOOK_UNSUPPORTED_MEDIA');
+
+    // 10 MB, declared: refused before it is read.
+    const huge = Buffer.alloc(10 * 1024 * 1024, 0x61);
+    const large = await postHook(test.url, 'ledger-hooks', huge, { 'ledger-signature': 't=1,v1=00' }).catch((error: Error) => ({ status: -1, json: { error: { code: error.message } }, headers: {} }));
+    // The server may close the connection while the client still sends: either a 413 or a reset.
+    if (large.status !== -1) {
+      expect(large.status).toBe(413);
+      expect(large.json.error.code).toBe('PB_WEBHOOK_TOO_LARGE');
+    }
+    // Chunked (no length): refused once the limit is crossed.
+    const chunked = await request(`${test.url}/hooks/ledger-hooks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'ledger-signature': 't=1,v1=00' },
+      body: (async function* () {
+        for (let i = 0; i < 40; i += 1) yield Buffer.alloc(64 * 1024, 0x61);
+      })(),
+    }).then(async (response) => ({ status: response.statusCode, json: await response.body.json() as any }), (error: Error) => ({ status: -1, json: { error: { code: error.message } } }));
+    if (chunked.status !== -1) expect(chunked.status).toBe(413);
+
+    // After all that, a good delivery still goes through.
+    const body = event('evt_after_bad');
+    const good = await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret) });
+    expect(good.status).toBe(202);
+    const counts = await test.daemon.store.countRuns();
+    expect(counts.reduce((sum, row) => sum + row.count, 0)).toBe(1);
+  });
+
+  it('limits deliveries per sender address with 429 and Retry-After', async () => {
+    const { test, secret } = await ledgerDaemon({ daemon: { inboundRate: { requests: 2, perMs: 60_000, burst: 3 } } });
+    const statuses: number[] = [];
+    let retryAfter: unknown;
+    for (let i = 0; i < 5; i += 1) {
+      const body = event(`evt_rate_${i}`);
+      const answer = await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret) });
+      statuses.push(answer.status);
+      if (answer.status === 429) retryAfter = answer.headers['retry-after'];
+    }
+    expect(statuses).toEqual([202, 202, 202, 429, 429]);
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('survives a slow-loris client: it holds one socket until the header timeout, others are served meanwhile', async () => {
+    const { test, secret } = await ledgerDaemon();
+    const port = test.daemon.address.port;
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('POST /hooks/ledger-hooks HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    let closedAt = 0;
+    const closed = new Promise<void>((resolve) => socket.once('close', () => {
+      closedAt = Date.now();
+      resolve();
+    }));
+    socket.on('error', () => undefined);
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+    });
+    const openedAt = Date.now();
+    // Served while the slow client dribbles its headers.
+    for (let i = 0; i < 3; i += 1) {
+      socket.write(`X-Slow-${i}: 1\r\n`);
+      const body = event(`evt_loris_${i}`);
+      const answer = await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret) });
+      expect(answer.status).toBe(202);
+    }
+    await closed;
+    // The default header timeout is 10 s, checked every second.
+    expect(closedAt - openedAt).toBeLessThan(13_000);
+    expect(closedAt - openedAt).toBeGreaterThanOrEqual(9_000);
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+  }, 20_000);
+
+  it('serves /healthz and /readyz without auth, revealing nothing; refuses deliveries with 503 while draining', async () => {
+    const sink = await new Sink(() => ({ delayMs: 800 })).start();
+    const { test, secret } = await ledgerDaemon({ sink });
+    const health = await request(`${test.url}/healthz`);
+    expect(health.statusCode).toBe(200);
+    expect(await health.body.json()).toEqual({ status: 'ok' });
+    const ready = await request(`${test.url}/readyz`);
+    expect(ready.statusCode).toBe(200);
+    expect(await ready.body.json()).toEqual({ status: 'ready' });
+
+    const body = event('evt_inflight');
+    expect((await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret) })).status).toBe(202);
+    // Wait until the step is in flight, then stop.
+    const deadline = Date.now() + 5_000;
+    while (sink.deliveries.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    const stopping = test.daemon.stop(5_000);
+    const late = event('evt_late');
+    const refused = await postHook(test.url, 'ledger-hooks', late, { 'ledger-signature': ledgerSignature(late, secret) });
+    expect(refused.status).toBe(503);
+    expect(refused.json.error.code).toBe('PB_DAEMON_DRAINING');
+    expect(refused.headers['retry-after']).toBe('5');
+    const notReady = await request(`${test.url}/readyz`);
+    expect(notReady.statusCode).toBe(503);
+    await notReady.body.dump();
+    await stopping;
+    // The step in flight finished within the drain deadline.
+    expect(sink.deliveries).toHaveLength(1);
+  });
+
+  it('serves the other integrations when one cannot run, answering its deliveries 503 so they are not lost', async () => {
+    const sink = await new Sink().start();
+    const broken = ledgerIntegration({
+      name: 'ledger-broken',
+      origin: sink.origin,
+      tokenEnv: 'MISSING_LEDGER_TOKEN',
+      steps: `    - id: record
+      call: ledger.entries.create
+      with: { account: a, amount: 1 }`,
+    });
+    const { test, secret } = await ledgerDaemon({ sink, extra: { broken } });
+    const body = event('evt_broken');
+    const refused = await postHook(test.url, 'ledger-broken', body, { 'ledger-signature': ledgerSignature(body, secret) });
+    expect(refused.status).toBe(503);
+    expect(refused.json.error.code).toBe('PB_INTEGRATION_BROKEN');
+    const ok = await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret) });
+    expect(ok.status).toBe(202);
+    expect(test.logger.lines.some((line) => line.level === 'error' && line.fields.integration === 'ledger-broken')).toBe(true);
+  });
+});
