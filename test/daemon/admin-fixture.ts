@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { createAdminHandler, type AdminHandlerOptions } from '../../engine/daemon/admin/handler.js';
+import { createAdminHandler, isAdminPath, type AdminHandlerOptions } from '../../engine/daemon/admin/handler.js';
 import type { DaemonStatus } from '../../engine/daemon/admin/api.js';
 import { openSqliteStore } from '../../engine/store/sqlite/sqlite-store.js';
 import type { NewEvent, StepResult } from '../../engine/store/state-store.js';
@@ -112,7 +112,7 @@ export async function startAdminServer(options: AdminHandlerOptions): Promise<Ad
   const server: Server = createServer((req, res) => {
     const target = req.url ?? '/';
     const pathname = target.split('?')[0]!;
-    if (pathname === '/metrics' || pathname === '/admin' || pathname.startsWith('/admin/')) {
+    if (isAdminPath(target)) {
       void handler(req, res, target);
       return;
     }

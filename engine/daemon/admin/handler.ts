@@ -52,6 +52,16 @@ export interface AdminHandlerOptions {
 /** The handler the daemon mounts: `path` is the request target (path and query), e.g. `/admin/v1/runs?status=dead`. */
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void>;
 
+/**
+ * True for the request targets the admin handler must receive: `/metrics` and everything under
+ * `/admin` (an unknown admin path is answered by the handler, after authentication, as 404).
+ * `target` is the request's path, with or without a query.
+ */
+export function isAdminPath(target: string): boolean {
+  const pathname = target.split('?', 1)[0]!;
+  return pathname === '/metrics' || pathname === '/admin' || pathname.startsWith('/admin/');
+}
+
 /** Most ids one `POST /admin/v1/runs/retry` may name. */
 export const maxRetryIds = 1000;
 
