@@ -20,6 +20,8 @@ Commands:
   runs list|show|retry|purge
                       Look into runs in the state file; replay dead letters; delete old runs
   serve [paths…]      Run the daemon: webhooks, pollers, schedules, admin API, metrics
+  send <integration>  Sign a sample event, deliver it to the sandbox daemon and print its run
+  status              The daemon's (--server) or the state file's integrations and run counts
   version             Print the version (also --version)
   help                Show this help (also --help)
 
@@ -81,6 +83,14 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO()): Pr
       const { runServe } = await import('./serve-command.js');
       return runServe(rest, io);
     }
+    case 'send': {
+      const { runSend } = await import('./send-command.js');
+      return runSend(rest, io);
+    }
+    case 'status': {
+      const { runStatus } = await import('./status-command.js');
+      return runStatus(rest, io);
+    }
     case 'work': {
       const { runWork } = await import('./work-command.js');
       return runWork(rest, io);
@@ -92,7 +102,7 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO()): Pr
     default: {
       const { didYouMean } = await import('../lib/did-you-mean.js');
       io.stderr.write(
-        `patchbay: unknown command "${command}"${didYouMean(command, ['validate', 'list', 'call', 'provider', 'enqueue', 'work', 'runs', 'version', 'help'])}\n\n${usage}`,
+        `patchbay: unknown command "${command}"${didYouMean(command, ['validate', 'list', 'call', 'provider', 'enqueue', 'work', 'runs', 'serve', 'send', 'status', 'version', 'help'])}\n\n${usage}`,
       );
       return ExitCode.usage;
     }

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { PatchbayError } from '../diag/errors.js';
 import { readServeConfig, type ServeConfig } from '../daemon/config.js';
-import { hookUrls, isDaemon, startDaemon, type Daemon, type DaemonOptions } from '../daemon/serve.js';
+import { hookUrls, isDaemon, startDaemon, type Daemon } from '../daemon/serve.js';
 import { maskCredentials } from '../lib/credentials.js';
 import { createPinoLogger } from '../lib/pino-logger.js';
 import { ExitCode, type CliIO } from './main.js';
@@ -45,13 +45,6 @@ the drain timeout, unfinished runs resume on the next start; a second signal exi
 
 Exit status: 0 stopped cleanly, 1 no valid integration, 2 usage or environment error.
 `;
-
-/** Hooks the sandbox adds to a daemon (see engine/daemon/sandbox). */
-export interface ServeExtras {
-  readonly options?: Partial<DaemonOptions>;
-  afterStart?(daemon: Daemon): Promise<void>;
-  beforeStop?(): Promise<void>;
-}
 
 /** `patchbay serve`: see `help`. */
 export async function runServe(argv: readonly string[], io: CliIO): Promise<number> {
@@ -103,7 +96,6 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
   const pretty = config.logFormat === 'pretty' || (config.logFormat === undefined && io.stdout.isTTY === true);
   const baseLogger = createPinoLogger({ level: config.logLevel, pretty });
 
-  const extras: ServeExtras = config.sandbox ? await loadSandbox(io, config) : {};
   let started;
   try {
     started = await startDaemon({
@@ -122,10 +114,9 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
       publicUrl: config.publicUrl,
       trustProxy: config.trustProxy,
       retentionMs: config.retentionMs,
-      ...extras.options,
+      sandbox: config.sandbox,
     });
   } catch (error) {
-    await extras.beforeStop?.();
     if (error instanceof PatchbayError) {
       io.stderr.write(`patchbay serve: ${maskCredentials(error.message)} [${error.code}]\n`);
       return ExitCode.usage;
@@ -133,11 +124,12 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
     throw error;
   }
   if (!isDaemon(started)) {
-    await extras.beforeStop?.();
     io.stderr.write('patchbay serve: no valid integration to serve\n');
     return ExitCode.problems;
   }
   const daemon = started;
+  // Before the "listening" line, which is what scripts and tests wait for.
+  if (config.sandbox) io.stderr.write(sandboxBanner(daemon));
   daemon.logger.log('info', 'listening', {
     url: daemon.url,
     port: daemon.address.port,
@@ -147,7 +139,6 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
     hooks: hookUrls(daemon).map((hook) => hook.url),
     sandbox: config.sandbox,
   });
-  await extras.afterStart?.(daemon);
 
   let signals = 0;
   let stopRequested: () => void = () => undefined;
@@ -166,7 +157,6 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   await stopped;
-  await extras.beforeStop?.();
   await daemon.stop(config.drainTimeoutMs);
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
@@ -174,6 +164,17 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
   return ExitCode.ok;
 }
 
-async function loadSandbox(_io: CliIO, _config: ServeConfig): Promise<ServeExtras> {
-  return {};
+/** What a newcomer sees first in sandbox mode: nothing leaves the machine, and what to try. */
+function sandboxBanner(daemon: Daemon): string {
+  const webhook = daemon.hooks.names[0];
+  const lines = [
+    '',
+    '  SANDBOX MODE: every provider call goes to a local sandbox at ' + (daemon.sandbox?.url ?? '(none)') + ';',
+    '  nothing leaves this machine. Secrets missing from the environment and every webhook secret',
+    '  are generated for this run (.patchbay/sandbox.json, removed on exit).',
+    `  Daemon: ${daemon.url}   Webhooks: ${daemon.url}/hooks/<integration>`,
+    ...(webhook === undefined ? [] : [`  Try it: npx patchbay send ${daemon.hooks.names.includes('stripe-payment-followup') ? 'stripe-payment-followup' : webhook}`]),
+    '',
+  ];
+  return `${lines.join('\n')}\n`;
 }

@@ -146,7 +146,7 @@ export class WebhookIngress {
       const rawBody = await this.readBody(req, res);
       const delivery: InboundDelivery = { method, url: this.urlOf(req), headers: headersOf(req), rawBody };
       const verified = await route.verifier.verify(delivery, this.clock.now());
-      const parsed = parseDelivery(route.webhooks, delivery);
+      const parsed = parseDelivery(route.webhooks, delivery, verified);
       const handshake = handshakeOf(route.webhooks, delivery, parsed.payload);
       if (handshake !== undefined) {
         res.writeHead(handshake.status, { 'content-type': handshake.contentType });
