@@ -44,6 +44,8 @@ export interface DaemonMetricsOptions {
  * so the executor hooks (`onRunSettled`, `onAttempt`, `onRateLimitWait`, bound properties that
  * can be passed as they are) and the ingress can call them on their hot paths.
  */
+const triggerOutcomes = new Set(['succeeded', 'partial', 'failed', 'fired', 'skipped']);
+
 export class DaemonMetrics {
   readonly registry = new Registry();
   private integrations: ReadonlySet<string> = new Set();
@@ -59,6 +61,7 @@ export class DaemonMetrics {
   private readonly deadLetters: Counter<'integration'>;
   private readonly rateLimitWaits: Histogram<'integration' | 'deferred'>;
   private readonly queueReadFailures: Counter;
+  private readonly triggerRuns: Counter<'integration' | 'kind' | 'outcome'>;
   private readonly queueDepth: Gauge<'integration' | 'status'>;
   private readonly countRuns: (() => Promise<readonly RunCounts[]>) | undefined;
 
@@ -87,6 +90,13 @@ export class DaemonMetrics {
       registers,
     });
 
+    this.triggerRuns = new Counter({
+      name: 'patchbay_trigger_runs_total',
+      help: 'Polls (succeeded, partial, failed) and schedule ticks (fired, skipped, failed), by integration.',
+      labelNames: ['integration', 'kind', 'outcome'],
+      registers,
+    });
+
     this.countRuns = options.countRuns;
     this.queueDepth = new Gauge({
       name: 'patchbay_queue_depth',
@@ -109,6 +119,11 @@ export class DaemonMetrics {
   /** An event was accepted into the queue (after a duplicate check: count accepted ones only). */
   eventReceived(integration: string, source: string): void {
     this.received.inc({ integration: this.integrationLabel(integration), source: sources.has(source) ? source : otherLabel });
+  }
+
+  /** A poll or schedule tick finished with `outcome` (`succeeded`, `partial`, `failed`, `fired`, `skipped`). */
+  triggerRun(integration: string, kind: 'poll' | 'schedule', outcome: string): void {
+    this.triggerRuns.inc({ integration: this.integrationLabel(integration), kind, outcome: triggerOutcomes.has(outcome) ? outcome : otherLabel });
   }
 
   /** An inbound webhook was refused with `code` (a PB_ code; anything else is `(other)`). */

@@ -222,6 +222,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Daem
       submit: (events) => executor.submit(events),
       clock,
       logger,
+      onPoll: (report) => {
+        metrics.triggerRun(report.integration, 'poll', report.outcome);
+        for (let i = 0; i < report.accepted; i += 1) metrics.eventReceived(report.integration, 'poll');
+      },
+      onTick: (report) => {
+        metrics.triggerRun(report.integration, 'schedule', report.outcome);
+        if (report.accepted) metrics.eventReceived(report.integration, 'schedule');
+      },
       ...(options.random === undefined ? {} : { random: options.random }),
     });
     const stopRetention = options.retentionMs === undefined ? async () => undefined : startRetention({ store, retentionMs: options.retentionMs, logger });

@@ -44,6 +44,7 @@ export interface HookTable {
 
 /** Counts for metrics; must not throw. */
 export interface IngressObserver {
+  /** A delivery was committed as a new run (not a duplicate, not an ignored event type). */
   received?(integration: string): void;
   rejected?(integration: string, code: string): void;
 }
@@ -154,7 +155,6 @@ export class WebhookIngress {
         this.logger.log('info', 'webhook handshake answered', { integration, requestId });
         return;
       }
-      this.options.observer?.received?.(integration);
       if (route.events !== 'any' && (parsed.eventType === undefined || !route.events.has(parsed.eventType))) {
         // A 2xx, or the sender would deliver it again and again.
         this.answer(res, 200, { accepted: false, ignored: true, reason: 'event type not subscribed' });
@@ -167,6 +167,7 @@ export class WebhookIngress {
       ]);
       if (accepted === undefined) throw new Error('the store accepted no event');
       if (accepted.accepted) {
+        this.options.observer?.received?.(integration);
         this.answer(res, 202, { accepted: true, runId: accepted.runId });
         this.logger.log('debug', 'webhook accepted', { integration, requestId, run: accepted.runId, eventType: parsed.eventType });
       } else {

@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { Sink } from '../executor/sink.js';
@@ -116,9 +117,9 @@ describe('webhook ingress', () => {
     const chunked = await request(`${test.url}/hooks/ledger-hooks`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'ledger-signature': 't=1,v1=00' },
-      body: (async function* () {
+      body: Readable.from((function* () {
         for (let i = 0; i < 40; i += 1) yield Buffer.alloc(64 * 1024, 0x61);
-      })(),
+      })()),
     }).then(async (response) => ({ status: response.statusCode, json: await response.body.json() as any }), (error: Error) => ({ status: -1, json: { error: { code: error.message } } }));
     if (chunked.status !== -1) expect(chunked.status).toBe(413);
 
@@ -222,5 +223,42 @@ describe('webhook ingress', () => {
     const ok = await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret) });
     expect(ok.status).toBe(202);
     expect(test.logger.lines.some((line) => line.level === 'error' && line.fields.integration === 'ledger-broken')).toBe(true);
+  });
+});
+
+describe('the daemon\'s admin surface', () => {
+  it('answers nothing but health without a token, and counts deliveries in /metrics for a read token', async () => {
+    const adminToken = `pbadmin_test_${Math.random().toString(36).slice(2)}_0123456789`;
+    const readToken = `pbread_test_${Math.random().toString(36).slice(2)}_0123456789`;
+    const { test, secret } = await ledgerDaemon({ env: { PATCHBAY_ADMIN_TOKEN: adminToken, PATCHBAY_ADMIN_READ_TOKEN: readToken } });
+    for (const path of ['/metrics', '/admin/v1/status', '/admin/v1/runs', '/admin/v1/nope']) {
+      const anonymous = await request(`${test.url}${path}`);
+      expect(anonymous.statusCode, path).toBe(401);
+      await anonymous.body.dump();
+    }
+    const body = event('evt_metrics');
+    expect((await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret) })).status).toBe(202);
+    expect((await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret) })).status).toBe(200);
+    expect((await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, 'whsec_test_not_the_secret') })).status).toBe(401);
+    await waitForRuns({ store: test.daemon.store } as never, 1, 10_000);
+
+    const metrics = await request(`${test.url}/metrics`, { headers: { authorization: `Bearer ${readToken}` } });
+    expect(metrics.statusCode).toBe(200);
+    const text = await metrics.body.text();
+    expect(text).toMatch(/patchbay_webhook_events_received_total\{integration="ledger-hooks",source="webhook"\} 1\n/);
+    expect(text).toMatch(/patchbay_webhook_events_rejected_total\{integration="ledger-hooks",reason="PB_WEBHOOK_BAD_SIGNATURE"\} 1\n/);
+    expect(text).toMatch(/patchbay_runs_total\{integration="ledger-hooks",outcome="succeeded"\} 1\n/);
+    expect(text).toMatch(/patchbay_step_duration_seconds_count\{integration="ledger-hooks",step="record",outcome="succeeded"\} 1\n/);
+
+    const status = await request(`${test.url}/admin/v1/status`, { headers: { authorization: `Bearer ${readToken}` } });
+    expect(status.statusCode).toBe(200);
+    const view = await status.body.json() as { integrations: { name: string; state: string; trigger: string }[] };
+    expect(view.integrations).toEqual([expect.objectContaining({ name: 'ledger-hooks', state: 'running', trigger: 'webhook' })]);
+    // The read token cannot operate.
+    const retry = await request(`${test.url}/admin/v1/runs/retry`, { method: 'POST', body: '{}', headers: { authorization: `Bearer ${readToken}`, 'content-type': 'application/json' } });
+    expect(retry.statusCode).toBe(403);
+    await retry.body.dump();
+    expect(test.logger.text()).not.toContain(adminToken);
+    expect(test.logger.text()).not.toContain(readToken);
   });
 });
