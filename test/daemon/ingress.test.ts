@@ -215,7 +215,12 @@ describe('webhook ingress', () => {
       call: ledger.entries.create
       with: { account: a, amount: 1 }`,
     });
-    const { test, secret } = await ledgerDaemon({ sink, extra: { broken } });
+    const adminToken = 'pbadmin_test_broken_0123456789';
+    const { test, secret } = await ledgerDaemon({ sink, extra: { broken }, env: { PATCHBAY_ADMIN_TOKEN: adminToken } });
+    const status = await request(`${test.url}/admin/v1/status`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const view = await status.body.json() as { integrations: { name: string; state: string; error?: { code: string } }[] };
+    expect(view.integrations.find((integration) => integration.name === 'ledger-broken')).toMatchObject({ state: 'broken', error: { code: 'PB_SECRET_UNRESOLVED' } });
+    expect(view.integrations.find((integration) => integration.name === 'ledger-hooks')).toMatchObject({ state: 'running' });
     const body = event('evt_broken');
     const refused = await postHook(test.url, 'ledger-broken', body, { 'ledger-signature': ledgerSignature(body, secret) });
     expect(refused.status).toBe(503);
