@@ -114,6 +114,8 @@ interface Job {
   coalescedLogged: boolean;
   consecutiveFailures: number;
   error: PatchbayError | undefined;
+  /** A schedule tick whose firing failed: retried after `retryDelayMs` and still fired as on time. */
+  retryTickMs: number | undefined;
   readonly abort: AbortController;
 }
 
@@ -266,6 +268,7 @@ export class TriggerScheduler {
       running: undefined,
       blockedBy: undefined,
       coalescedLogged: false,
+      retryTickMs: undefined,
       consecutiveFailures: 0,
       error: undefined,
       abort: new AbortController(),
@@ -350,7 +353,7 @@ export class TriggerScheduler {
       return;
     }
     const due = schedule.count(last, now);
-    const punctual = now - latest <= this.lateToleranceMs + job.jitterMs;
+    const punctual = now - latest <= this.lateToleranceMs + job.jitterMs || job.retryTickMs === latest;
     const missed = punctual ? due - 1 : due;
     if (!punctual && job.catchUp === 'skip') {
       await this.skipTicks(job, latest, missed);
@@ -365,7 +368,10 @@ export class TriggerScheduler {
       else await this.poll(job, latest);
     }
     // From the tick handled: a tick that passed while a slow poll ran is due at once (coalesced).
-    job.dueAt = this.nextDue(job, Math.max(job.state!.lastTickMs, latest));
+    const next = this.nextDue(job, Math.max(job.state!.lastTickMs, latest));
+    // A tick that could not be fired is tried again soon, not left to the next tick (which would
+    // skip it, or fold it into a later run): the daemon was up, so it is not a missed tick.
+    job.dueAt = job.retryTickMs === undefined ? next : Math.min(this.clock.now() + this.retryDelayMs, next ?? Number.POSITIVE_INFINITY);
   }
 
   private async skipTicks(job: Job, latest: number, missed: number): Promise<void> {
@@ -400,11 +406,13 @@ export class TriggerScheduler {
       job.state = state;
       job.consecutiveFailures = 0;
       job.error = undefined;
+      job.retryTickMs = undefined;
       this.logger.log('info', result.accepted ? 'schedule fired' : 'schedule tick had already fired', { integration: job.integration, scheduledAt, run: result.runId, missedTicks });
       this.onTick?.({ integration: job.integration, outcome: 'fired', scheduledAt, missedTicks, accepted: result.accepted });
     } catch (error) {
       const failure = asPatchbayError(error);
-      this.failed(job, failure, 'schedule tick could not be fired; it is tried again at the next tick');
+      job.retryTickMs = tickMs;
+      this.failed(job, failure, 'schedule tick could not be fired; it is tried again shortly', { retryInMs: this.retryDelayMs });
       this.onTick?.({ integration: job.integration, outcome: 'failed', scheduledAt, missedTicks, accepted: false, code: failure.code });
     }
   }

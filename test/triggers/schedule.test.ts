@@ -150,3 +150,26 @@ describe('schedule triggers', () => {
     expect(keys.every((key) => /^tick:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/.test(key))).toBe(true);
   });
 });
+
+describe('a schedule tick whose commit fails', () => {
+  for (const catchUp of ['skip', 'once']) {
+    it(`is fired on time after a retry, not skipped or folded into the next tick (catchUp: ${catchUp})`, async () => {
+      const clock = new ManualClock(Date.UTC(2026, 10, 24, 7, 30));
+      const w = await world({ digest: scheduleIntegration('digest', hourly(catchUp)) }, clock);
+      clock.set(Date.UTC(2026, 10, 24, 8, 0, 1));
+      w.failingSubmits = 1;
+      await w.scheduler.runDue();
+      expect(await w.keys('digest')).toEqual([]);
+      // The retry comes 30 s later, well before the next tick.
+      expect(w.scheduler.status()[0]?.nextRunAt).toBe('2026-11-24T08:00:31.000Z');
+      clock.set(Date.UTC(2026, 10, 24, 8, 0, 31));
+      await w.scheduler.runDue();
+      expect(await w.keys('digest')).toEqual(['tick:2026-11-24T08:00:00.000Z']);
+      const [run] = await w.runs('digest');
+      expect(await w.store.getPayload(run!.id)).toMatchObject({ scheduledAt: '2026-11-24T08:00:00.000Z', missedTicks: 0 });
+      clock.set(Date.UTC(2026, 10, 24, 9, 0, 1));
+      await w.scheduler.runDue();
+      expect(await w.keys('digest')).toEqual(['tick:2026-11-24T08:00:00.000Z', 'tick:2026-11-24T09:00:00.000Z']);
+    });
+  }
+});

@@ -1,3 +1,4 @@
+import { PatchbayError } from '../../engine/diag/errors.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -169,6 +170,8 @@ export class TriggerWorld {
   plan!: ExecutionPlan;
   scheduler!: TriggerScheduler;
   private executor!: Executor;
+  /** The next this-many submits fail with PB_STATE_BUSY, as a locked store would. */
+  failingSubmits = 0;
 
   constructor(
     private readonly integrations: Record<string, string>,
@@ -193,7 +196,13 @@ export class TriggerWorld {
     this.scheduler = await startTriggers({
       plan: this.plan,
       store: this.store,
-      submit: (events) => this.executor.submit(events),
+      submit: (events) => {
+        if (this.failingSubmits > 0) {
+          this.failingSubmits -= 1;
+          return Promise.reject(new PatchbayError('PB_STATE_BUSY', 'the state store is locked'));
+        }
+        return this.executor.submit(events);
+      },
       clock: this.clock,
       random: () => 0,
       logger: this.logger,
