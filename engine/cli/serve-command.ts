@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { PatchbayError } from '../diag/errors.js';
 import { readServeConfig, type ServeConfig } from '../daemon/config.js';
 import { hookUrls, isDaemon, startDaemon, type Daemon } from '../daemon/serve.js';
+import { removeSandboxFileNow } from '../daemon/sandbox/state-file.js';
 import { maskCredentials } from '../lib/credentials.js';
 import { createPinoLogger } from '../lib/pino-logger.js';
 import { ExitCode, type CliIO } from './main.js';
@@ -128,6 +129,30 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
     return ExitCode.problems;
   }
   const daemon = started;
+  // Installed before the "listening" line, so a signal sent as soon as it appears is handled.
+  let signals = 0;
+  let stopRequested: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => {
+    stopRequested = resolve;
+  });
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals > 1) {
+      daemon.logger.log('warn', 'second signal: exiting at once; unfinished runs resume on the next start', { signal });
+      // The generated secrets must not outlive the daemon, even when it does not stop cleanly.
+      const failure = config.sandbox ? removeSandboxFileNow(io.cwd) : undefined;
+      if (failure !== undefined) daemon.logger.log('error', 'could not remove .patchbay/sandbox.json', { code: failure });
+      process.exit(ExitCode.usage);
+    }
+    daemon.logger.log('info', 'stopping: refusing new deliveries (503), finishing steps in flight', { signal, drainTimeoutMs: config.drainTimeoutMs });
+    stopRequested();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const removeOnExit = (): void => {
+    removeSandboxFileNow(io.cwd);
+  };
+  if (config.sandbox) process.once('exit', removeOnExit);
   // Before the "listening" line, which is what scripts and tests wait for.
   if (config.sandbox) io.stderr.write(sandboxBanner(daemon));
   daemon.logger.log('info', 'listening', {
@@ -140,26 +165,11 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
     sandbox: config.sandbox,
   });
 
-  let signals = 0;
-  let stopRequested: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => {
-    stopRequested = resolve;
-  });
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals += 1;
-    if (signals > 1) {
-      daemon.logger.log('warn', 'second signal: exiting at once; unfinished runs resume on the next start', { signal });
-      process.exit(ExitCode.usage);
-    }
-    daemon.logger.log('info', 'stopping: refusing new deliveries (503), finishing steps in flight', { signal, drainTimeoutMs: config.drainTimeoutMs });
-    stopRequested();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
   await stopped;
   await daemon.stop(config.drainTimeoutMs);
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
+  process.off('exit', removeOnExit);
   daemon.logger.log('info', 'stopped');
   return ExitCode.ok;
 }

@@ -211,7 +211,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Daem
     let triggers: TriggerScheduler | undefined;
     const status = (): DaemonStatus => daemonStatus({ plan, validation, hooks, triggers, startedAt, draining });
     const admin = createAdminHandler({ store, auth: authSettings, metrics, status, clock, logger });
-    const server = createDaemonServer({ ingress, admin, ready: () => ready && !draining, tls: options.tls, logger });
+    const server = createDaemonServer({ ingress, admin, ready: () => ready && !draining, tls: options.tls, maxBodyBytes: options.maxBodyBytes, logger });
     const address = await server.listen(options.port ?? 8080, options.host ?? '0.0.0.0');
     opened.push(() => server.close(0));
     executor.start();

@@ -32,6 +32,8 @@ export interface DaemonServerOptions {
   readonly requestTimeoutMs?: number;
   /** @default 5_000 */
   readonly keepAliveTimeoutMs?: number;
+  /** Largest webhook body: a `Expect: 100-continue` request declaring more is refused before its body is sent. @default 1 MiB */
+  readonly maxBodyBytes?: number;
   /** Open connections at most; more are refused by the kernel's backlog. @default 4096 */
   readonly maxConnections?: number;
   readonly logger?: Logger;
@@ -69,7 +71,20 @@ export function createDaemonServer(options: DaemonServerOptions): DaemonServer {
   };
   const server: Server = options.tls === undefined
     ? createHttpServer(serverOptions, handler)
-    : (createHttpsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }, handler) as unknown as Server);
+    : // A client that never finishes its TLS handshake is dropped as soon as a slow request would be.
+      (createHttpsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: serverOptions.headersTimeout }, handler) as unknown as Server);
+  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    // Refuse before "100 Continue", or the sender starts uploading a body that will be refused.
+    const declared = Number(req.headers['content-length']);
+    if ((req.url ?? '').startsWith('/hooks/') && Number.isFinite(declared) && declared > maxBodyBytes) {
+      res.setHeader('connection', 'close');
+      sendJson(res, 413, { error: { code: 'PB_WEBHOOK_TOO_LARGE', message: `the body is larger than the limit of ${maxBodyBytes} bytes` } });
+      return;
+    }
+    res.writeContinue();
+    handler(req, res);
+  });
   server.maxConnections = options.maxConnections ?? 4096;
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     // Malformed requests and timed-out ones: answer when the socket can still take it.

@@ -203,6 +203,8 @@ export const codes = {
   PB_WEBHOOK_METHOD_NOT_ALLOWED: entry('error', 'Webhooks are delivered with POST; other methods are answered 405 with `Allow: POST`.'),
   PB_WEBHOOK_TOO_LARGE: entry('error', 'The delivery\'s body is over the size limit (`--max-body`, default 1 MiB); answered 413 and the connection closed.'),
   PB_WEBHOOK_RATE_LIMITED: entry('error', 'Too many deliveries from one address (`--inbound-rate`); answered 429 with `Retry-After`.', 'after'),
+  PB_WEBHOOK_ABORTED: entry('error', 'The sender closed the connection before the whole body arrived; nothing was stored (answered 400 if the socket still takes it).', 'transient'),
+  PB_ADMIN_BODY_TOO_LARGE: entry('error', 'An admin API request body is over 64 KiB (answered 413); retry dead letters by integration, or in several requests of at most 1,000 ids.'),
   PB_DAEMON_DRAINING: entry('error', 'The daemon is shutting down: deliveries are answered 503 with `Retry-After` so the sender delivers them again.', 'after'),
   PB_DAEMON_BAD_CONFIG: entry('error', 'A `patchbay serve` option or environment variable has a value it cannot use (a port, a duration, a URL, a TLS file).'),
   PB_DAEMON_LISTEN: entry('error', 'The daemon could not listen on its port (in use, or not allowed).'),
@@ -228,6 +230,8 @@ export const codes = {
   PB_SEND_UNREACHABLE: entry('error', 'The daemon named in `.patchbay/sandbox.json` (or `--server`) did not answer: it stopped, or the URL is wrong.', 'transient'),
   PB_SEND_REFUSED: entry('error', 'The daemon refused the delivery `patchbay send` posted (its error code and message are shown), or ignored it as an event type the integration does not subscribe to.'),
   PB_SEND_TIMEOUT: entry('error', 'The run did not finish within `--timeout`; it goes on in the daemon: follow it with `patchbay runs show <run-id>`.', 'transient'),
+  // Webhook schemes that fetch their keys: Plaid, Amazon SNS (issue 5, helper H).
+  PB_WEBHOOK_KEY_UNAVAILABLE: entry('error', "A webhook delivery's verification key could not be fetched (Plaid's `/webhook_verification_key/get` or an SNS signing certificate: network failure, timeout, a 5xx, or fetches throttled); answered 503 so the sender delivers it again.", 'transient'),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;

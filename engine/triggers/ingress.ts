@@ -33,6 +33,11 @@ export interface HookRoute {
   readonly verifier: WebhookVerifier;
   /** Subscribed event types, or `any` (`*`, or a provider whose types are user-defined). */
   readonly events: ReadonlySet<string> | 'any';
+  /**
+   * Whether the event id is covered by the signature. When it is not (GitHub's delivery header),
+   * the body's hash is the deduplication key, so a replayed delivery with a new id is a duplicate.
+   */
+  readonly idSigned: boolean;
 }
 
 /** What the ingress reads from the daemon at each request (so a new revision applies at once). */
@@ -73,6 +78,7 @@ export interface IngressOptions {
 /** HTTP status of each refusal code. */
 export const ingressStatus: Readonly<Record<string, number>> = {
   PB_WEBHOOK_BAD_BODY: 400,
+  PB_WEBHOOK_ABORTED: 400,
   PB_WEBHOOK_MISSING_SIGNATURE: 401,
   PB_WEBHOOK_BAD_SIGNATURE: 401,
   PB_WEBHOOK_STALE: 401,
@@ -113,7 +119,7 @@ export class WebhookIngress {
     let integration = '(unknown)';
     const source = this.sourceOf(req);
     try {
-      integration = decodeURIComponent(integrationSegment);
+      integration = decodeSegment(integrationSegment);
       const route = this.options.table.route(integration);
       const method = req.method ?? 'GET';
       // Mailchimp checks a new webhook URL with a GET before it sends anything.
@@ -161,7 +167,8 @@ export class WebhookIngress {
         this.logger.log('debug', 'webhook ignored: event type not subscribed', { integration, requestId, eventType: parsed.eventType });
         return;
       }
-      const eventKey = parsed.eventId ?? verified.deliveryId ?? `sha256:${createHash('sha256').update(rawBody).digest('hex')}`;
+      const signedId = route.idSigned ? (parsed.eventId ?? verified.deliveryId) : undefined;
+      const eventKey = signedId ?? `sha256:${createHash('sha256').update(rawBody).digest('hex')}`;
       const [accepted] = await this.options.submit([
         { integration, eventKey, type: parsed.eventType, source: 'webhook', payload: parsed.payload, receivedAt: this.clock.now() },
       ]);
@@ -194,7 +201,8 @@ export class WebhookIngress {
       message = 'the delivery could not be accepted';
     }
     this.options.observer?.rejected?.(context.integration, code);
-    const level = status >= 500 ? 'error' : 'warn';
+    // A sender that hung up is its own problem: no alarm, and nobody reads the answer.
+    const level = status >= 500 ? 'error' : code === 'PB_WEBHOOK_ABORTED' ? 'info' : 'warn';
     this.logger.log(level, 'webhook refused', {
       integration: context.integration,
       requestId: context.requestId,
@@ -272,8 +280,8 @@ export class WebhookIngress {
         chunks.push(chunk);
       };
       const onEnd = (): void => finish(undefined);
-      const onError = (error: Error): void => finish(error);
-      const onAborted = (): void => finish(new Error('the sender closed the connection before the body was complete'));
+      const onError = (error: Error): void => finish(new PatchbayError('PB_WEBHOOK_ABORTED', 'the connection failed while the body was read', { cause: error }));
+      const onAborted = (): void => finish(new PatchbayError('PB_WEBHOOK_ABORTED', 'the sender closed the connection before the body was complete'));
       req.on('data', onData);
       req.on('end', onEnd);
       req.on('error', onError);
@@ -283,8 +291,10 @@ export class WebhookIngress {
 
   private sourceOf(req: IncomingMessage): string {
     if (this.options.trustProxy === true) {
-      const forwarded = firstHeader(req.headers['x-forwarded-for'])?.split(',')[0]?.trim();
-      if (forwarded !== undefined && forwarded !== '') return forwarded;
+      // The proxy appends the address it saw on the right; anything left of it is the client's
+      // own claim, and a client choosing its address would choose a fresh rate-limit bucket.
+      const forwarded = lastForwarded(req.headers['x-forwarded-for']);
+      if (forwarded !== undefined) return forwarded;
     }
     return req.socket.remoteAddress ?? 'unknown';
   }
@@ -298,8 +308,8 @@ export class WebhookIngress {
       return new URL(`${base.protocol}//${base.host}${prefix}${path}`);
     }
     const trust = this.options.trustProxy === true;
-    const proto = (trust ? firstHeader(req.headers['x-forwarded-proto'])?.split(',')[0]?.trim() : undefined) ?? (this.options.tls === true ? 'https' : 'http');
-    const host = (trust ? firstHeader(req.headers['x-forwarded-host'])?.split(',')[0]?.trim() : undefined) ?? req.headers.host ?? 'localhost';
+    const proto = (trust ? lastForwarded(req.headers['x-forwarded-proto']) : undefined) ?? (this.options.tls === true ? 'https' : 'http');
+    const host = (trust ? lastForwarded(req.headers['x-forwarded-host']) : undefined) ?? req.headers.host ?? 'localhost';
     try {
       return new URL(`${proto}://${host}${path}`);
     } catch (error) {
@@ -308,12 +318,24 @@ export class WebhookIngress {
   }
 }
 
+/** The integration's name from its path segment; malformed percent-encoding names no integration. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch (error) {
+    throw new PatchbayError('PB_WEBHOOK_UNKNOWN_INTEGRATION', 'no integration with a webhook trigger has this name (the path is not valid percent-encoding)', { cause: error });
+  }
+}
+
 function tooLarge(limit: number): PatchbayError {
   return new PatchbayError('PB_WEBHOOK_TOO_LARGE', `the body is larger than the limit of ${limit} bytes`);
 }
 
-function firstHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
+/** The value the nearest proxy added to an `X-Forwarded-*` header: the last of its list. */
+function lastForwarded(value: string | string[] | undefined): string | undefined {
+  const joined = Array.isArray(value) ? value.join(',') : value;
+  const last = joined?.split(',').pop()?.trim();
+  return last === undefined || last === '' ? undefined : last;
 }
 
 /** Lower-case header names; a repeated header's values joined with ", " (raw headers keep repeats apart). */

@@ -2,6 +2,7 @@ import { PatchbayError } from '../diag/errors.js';
 import type { ExecutionPlan } from '../executor/plan.js';
 import type { SecretSet } from '../lib/secrets.js';
 import type { SecretRef } from '../types/integration.generated.js';
+import type { ProviderWebhooks } from '../types/provider.generated.js';
 import type { HookRoute, HookTable } from './ingress.js';
 import { createWebhookVerifier } from './webhooks/verify.js';
 
@@ -46,6 +47,7 @@ export async function buildHookRoutes(plan: ExecutionPlan, secrets: SecretSet, r
         webhooks,
         verifier: createWebhookVerifier(webhooks, values),
         events: any ? 'any' : new Set(trigger.events),
+        idSigned: eventIdSigned(webhooks),
       });
     } catch (error) {
       problems.set(integration.name, error instanceof PatchbayError ? error : new PatchbayError('PB_INTEGRATION_BROKEN', error instanceof Error ? error.message : String(error), { cause: error }));
@@ -57,4 +59,22 @@ export async function buildHookRoutes(plan: ExecutionPlan, secrets: SecretSet, r
     route: (name) => routes.get(name),
     broken: (name) => problems.get(name) ?? plan.broken.get(name),
   };
+}
+
+/**
+ * Whether the provider's event id is covered by its signature: an id in the body is (the body is
+ * signed); an id in a header is only when the scheme signs that header (`{id}` in what is signed,
+ * as Standard Webhooks does). GitHub's `X-GitHub-Delivery`, Shopify's `X-Shopify-Webhook-Id` and
+ * Twilio's idempotency token are not: a captured delivery sent again with a new id would pass the
+ * signature, so their deliveries are deduplicated by the hash of the body instead.
+ */
+export function eventIdSigned(webhooks: ProviderWebhooks): boolean {
+  const locator = webhooks.eventId;
+  const verification = webhooks.verification;
+  if (locator === undefined) {
+    // The verifier's delivery id comes from `idHeader`.
+    return verification.idHeader !== undefined && (verification.signedPayload ?? '').includes('{id}');
+  }
+  if (locator.header === undefined) return locator.path !== undefined;
+  return locator.path === undefined && (verification.signedPayload ?? '').includes('{id}') && verification.idHeader?.toLowerCase() === locator.header.toLowerCase();
 }

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -267,3 +268,93 @@ describe('the daemon\'s admin surface', () => {
     expect(test.logger.text()).not.toContain(readToken);
   });
 });
+
+describe('hostile deliveries (review findings)', () => {
+  it('deduplicates GitHub deliveries by their body: a captured delivery replayed with a new X-GitHub-Delivery is not run again', async () => {
+    const sink = await new Sink().start();
+    const githubSecret = newWebhookSecret();
+    const integration = `apiVersion: patchbay/v1
+kind: Integration
+metadata:
+  name: gh-hooks
+spec:
+  connections:
+    github:
+      provider: github
+      webhookSecrets: [ { env: GH_WEBHOOK_SECRET } ]
+    ledger:
+      provider: ledger
+      baseUrl: ${sink.origin}
+      allowedHosts: [ "${new URL(sink.origin).host}" ]
+      allowPrivateAddresses: [ 127.0.0.1/32 ]
+      auth: { type: bearer, token: { env: LEDGER_TOKEN } }
+  trigger:
+    webhook: { connection: github, events: [ issues.opened ] }
+  steps:
+    - id: record
+      call: ledger.entries.create
+      with: { account: "{{ event.repository.full_name }}", amount: 1 }
+`;
+    const { test } = await ledgerDaemon({ sink, extra: { gh: integration }, env: { GH_WEBHOOK_SECRET: githubSecret } });
+    const body = JSON.stringify({ action: 'opened', issue: { number: 7, title: 'Bug' }, repository: { full_name: 'octo/widgets' } });
+    const signature = `sha256=${createHmac('sha256', githubSecret).update(body).digest('hex')}`;
+    const deliver = (id: string) => postHook(test.url, 'gh-hooks', body, { 'x-hub-signature-256': signature, 'x-github-event': 'issues', 'x-github-delivery': id });
+    const first = await deliver('d-1');
+    expect(first.status).toBe(202);
+    const replayed = await deliver('d-2');
+    expect(replayed.status).toBe(200);
+    expect(replayed.json).toMatchObject({ duplicate: true, runId: first.json.runId });
+    const changed = JSON.stringify({ action: 'opened', issue: { number: 8, title: 'Another' }, repository: { full_name: 'octo/widgets' } });
+    const other = await postHook(test.url, 'gh-hooks', changed, { 'x-hub-signature-256': `sha256=${createHmac('sha256', githubSecret).update(changed).digest('hex')}`, 'x-github-event': 'issues', 'x-github-delivery': 'd-3' });
+    expect(other.status).toBe(202);
+  });
+
+  it('takes the sender address from the right of X-Forwarded-For behind a proxy, so a client cannot pick a fresh rate bucket', async () => {
+    const { test, secret } = await ledgerDaemon({ daemon: { trustProxy: true, inboundRate: { requests: 1, perMs: 60_000, burst: 2 } } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      const body = event(`evt_xff_${i}`);
+      statuses.push((await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret), 'x-forwarded-for': `10.0.0.${i}, 192.0.2.7` })).status);
+    }
+    expect(statuses).toEqual([202, 202, 429, 429]);
+    // Another address, as the proxy reports it, has its own bucket.
+    const body = event('evt_xff_other');
+    expect((await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret), 'x-forwarded-for': '192.0.2.8' })).status).toBe(202);
+  });
+
+  it('answers malformed percent-encoding 404, an aborted upload without an error-level line, and refuses an oversized Expect: 100-continue before the body', async () => {
+    const { test } = await ledgerDaemon();
+    for (const path of ['/hooks/%E0%A4%A', '/hooks/%', '/hooks/ledger-hooks%']) {
+      const answer = await rawRequest(test.daemon.address.port, `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      expect(answer, path).toMatch(/^HTTP\/1\.1 404 /);
+      expect(answer).toContain('PB_WEBHOOK_UNKNOWN_INTEGRATION');
+    }
+    // Declares 1000 bytes, sends 10, hangs up.
+    await rawRequest(test.daemon.address.port, `POST /hooks/ledger-hooks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"id":"ev"`, 100);
+    const deadline = Date.now() + 2_000;
+    while (!test.logger.text().includes('PB_WEBHOOK_ABORTED') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    const aborted = test.logger.lines.filter((line) => line.fields.code === 'PB_WEBHOOK_ABORTED');
+    expect(aborted.map((line) => line.level)).toEqual(['info']);
+    expect(test.logger.lines.filter((line) => line.level === 'error')).toEqual([]);
+
+    const answer = await rawRequest(test.daemon.address.port, `POST /hooks/ledger-hooks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${10 * 1024 * 1024}\r\nExpect: 100-continue\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer).not.toContain('100 Continue');
+  });
+});
+
+/** Writes `text` on a raw socket and resolves with everything answered until the server closes (or `closeAfterMs`). */
+function rawRequest(port: number, text: string, closeAfterMs?: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(answer));
+    socket.write(text);
+    if (closeAfterMs !== undefined) setTimeout(() => socket.destroy(), closeAfterMs);
+    else setTimeout(() => socket.destroy(), 3_000);
+  });
+}

@@ -52,4 +52,17 @@ describe('serve --sandbox with send', () => {
     // The generated secrets do not outlive the daemon.
     expect(existsSync(sandboxFile)).toBe(false);
   });
+
+  it('removes .patchbay/sandbox.json even when a second signal ends the daemon at once', { timeout: 30_000 }, async () => {
+    const dir = makeTempDir('patchbay-sandbox-signal-');
+    cpSync(join(repoRoot, 'integrations'), join(dir, 'integrations'), { recursive: true });
+    const daemon = await spawnDaemon(dir, ['--sandbox'], {});
+    const sandboxFile = join(dir, '.patchbay', 'sandbox.json');
+    expect(existsSync(sandboxFile)).toBe(true);
+    daemon.child.kill('SIGINT');
+    daemon.child.kill('SIGINT');
+    const code = await daemon.exited;
+    expect([0, 2]).toContain(code);
+    expect(existsSync(sandboxFile)).toBe(false);
+  });
 });

@@ -69,6 +69,7 @@ const statusOfCode: Partial<Record<string, number>> = {
   PB_ADMIN_UNAUTHENTICATED: 401,
   PB_ADMIN_FORBIDDEN: 403,
   PB_ADMIN_BAD_REQUEST: 400,
+  PB_ADMIN_BODY_TOO_LARGE: 413,
   PB_ADMIN_NOT_FOUND: 404,
   PB_RUN_NOT_FOUND: 404,
   PB_ADMIN_METHOD: 405,
@@ -371,7 +372,7 @@ async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unk
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > maxBytes) throw new PatchbayError('PB_ADMIN_BAD_REQUEST', `the request body is larger than ${maxBytes} bytes`);
+    if (size > maxBytes) throw new PatchbayError('PB_ADMIN_BODY_TOO_LARGE', `the request body is larger than ${maxBytes} bytes`);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8');

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PatchbayError } from '../../diag/errors.js';
@@ -103,5 +104,18 @@ export async function removeSandboxFile(dir: string): Promise<void> {
     await rm(sandboxFilePath(dir), { force: true });
   } catch (error) {
     throw new PatchbayError('PB_IO', `cannot remove ${sandboxFilePath(dir)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+  }
+}
+
+/**
+ * Removes the file synchronously, for an exit that cannot wait (a second signal). Never throws: a
+ * failure is returned as the error's code so the caller can log it.
+ */
+export function removeSandboxFileNow(dir: string): string | undefined {
+  try {
+    rmSync(sandboxFilePath(dir), { force: true });
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? String(error);
   }
 }
