@@ -7,6 +7,7 @@ import { maskCredentials } from '../lib/credentials.js';
 import { createPinoLogger } from '../lib/pino-logger.js';
 import { ExitCode, type CliIO } from './main.js';
 import { statePath } from './state-path.js';
+import { watchStopSignals } from './stop-signals.js';
 import { defaultProviderDirs } from './validate-command.js';
 
 const help = `Usage: patchbay serve [paths…] [options]
@@ -130,25 +131,11 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
   }
   const daemon = started;
   // Installed before the "listening" line, so a signal sent as soon as it appears is handled.
-  let signals = 0;
-  let stopRequested: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => {
-    stopRequested = resolve;
+  const signals = watchStopSignals(daemon.logger, 'stopping: refusing new deliveries (503), finishing steps in flight', { drainTimeoutMs: config.drainTimeoutMs }, () => {
+    // The generated secrets must not outlive the daemon, even when it does not stop cleanly.
+    const failure = config.sandbox ? removeSandboxFileNow(io.cwd) : undefined;
+    if (failure !== undefined) daemon.logger.log('error', 'could not remove .patchbay/sandbox.json', { code: failure });
   });
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals += 1;
-    if (signals > 1) {
-      daemon.logger.log('warn', 'second signal: exiting at once; unfinished runs resume on the next start', { signal });
-      // The generated secrets must not outlive the daemon, even when it does not stop cleanly.
-      const failure = config.sandbox ? removeSandboxFileNow(io.cwd) : undefined;
-      if (failure !== undefined) daemon.logger.log('error', 'could not remove .patchbay/sandbox.json', { code: failure });
-      process.exit(ExitCode.usage);
-    }
-    daemon.logger.log('info', 'stopping: refusing new deliveries (503), finishing steps in flight', { signal, drainTimeoutMs: config.drainTimeoutMs });
-    stopRequested();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
   const removeOnExit = (): void => {
     removeSandboxFileNow(io.cwd);
   };
@@ -165,10 +152,9 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
     sandbox: config.sandbox,
   });
 
-  await stopped;
+  await signals.stopped;
   await daemon.stop(config.drainTimeoutMs);
-  process.off('SIGTERM', onSignal);
-  process.off('SIGINT', onSignal);
+  signals.dispose();
   process.off('exit', removeOnExit);
   daemon.logger.log('info', 'stopped');
   return ExitCode.ok;

@@ -5,6 +5,7 @@ import { parseDurationMs } from '../lib/duration.js';
 import { JsonLineLogger, type LogLevel } from '../lib/log.js';
 import { engineFlags, loadEngineFor } from './load-engine.js';
 import { ExitCode, type CliIO } from './main.js';
+import { watchStopSignals } from './stop-signals.js';
 
 const help = `Usage: patchbay work [paths…] [options]
 
@@ -81,22 +82,7 @@ export async function runWork(argv: readonly string[], io: CliIO): Promise<numbe
     owner: executor.owner,
   });
 
-  let signals = 0;
-  let stopRequested: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => {
-    stopRequested = resolve;
-  });
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals += 1;
-    if (signals > 1) {
-      engine.logger.log('warn', 'second signal: exiting at once; unfinished runs resume on the next start', { signal });
-      process.exit(ExitCode.usage);
-    }
-    engine.logger.log('info', 'stopping: finishing steps in flight', { signal });
-    stopRequested();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  const signals = watchStopSignals(engine.logger, 'stopping: finishing steps in flight');
 
   let idleCheck: NodeJS.Timeout | undefined;
   if (parsed.values['until-idle']) {
@@ -107,7 +93,7 @@ export async function runWork(argv: readonly string[], io: CliIO): Promise<numbe
         const counts = await engine.store.countRuns();
         const open = counts.some((row) => names.has(row.integration) && row.count > 0 && (row.status === 'queued' || row.status === 'running' || row.status === 'retrying'));
         if (!open && executor.inFlightCount() === 0) {
-          stopRequested();
+          signals.request();
           return;
         }
       } catch (error) {
@@ -118,12 +104,11 @@ export async function runWork(argv: readonly string[], io: CliIO): Promise<numbe
     idleCheck = setTimeout(() => void check(), 50);
   }
 
-  await stopped;
+  await signals.stopped;
   if (idleCheck !== undefined) clearTimeout(idleCheck);
   await executor.stop();
   await stopRetention();
-  process.off('SIGTERM', onSignal);
-  process.off('SIGINT', onSignal);
+  signals.dispose();
   await engine.close();
   engine.logger.log('info', 'stopped');
   return ExitCode.ok;
