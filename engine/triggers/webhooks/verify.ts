@@ -5,6 +5,8 @@ import { badConfig } from './refusals.js';
 import { readStandardWebhooks, standardWebhooksKey } from './standard-webhooks.js';
 import { createMailchimpVerifier } from './mailchimp-signature.js';
 import { createSendgridVerifier } from './sendgrid-signature.js';
+import { createPlaidVerifier, type PlaidKeyFetcher } from './plaid-verification.js';
+import { createSnsVerifier, type SnsCertificateCache } from './sns-signature.js';
 import { readStripeSignature } from './stripe-signature.js';
 import { checkTwilioBodyHash, twilioMessages } from './twilio-signature.js';
 
@@ -42,10 +44,21 @@ export interface WebhookVerifier {
   verify(delivery: InboundDelivery, nowMs: number): VerifiedDelivery | Promise<VerifiedDelivery>;
 }
 
-/** Schemes whose verification needs an outbound fetch (Plaid's JWKs, SNS certificates): refused for now. */
-const unsupportedSchemes: Partial<Record<WebhookVerification['scheme'], string>> = {
-  plaid: 'Plaid signs with a JWT whose key must be fetched from Plaid\'s API',
-  awsSns: 'Amazon SNS signs with an X.509 certificate that must be fetched from SigningCertURL',
+/**
+ * The outbound fetches the schemes that verify with published keys need. The daemon provides
+ * them (engine/triggers/webhook-routes.ts); tests point them at local servers.
+ */
+export interface WebhookKeySources {
+  /** Fetches Plaid's verification keys with the connection's credentials (`plaidKeyFetcher(connection)`). */
+  readonly plaidKeys?: PlaidKeyFetcher | undefined;
+  /** Amazon SNS signing certificates, shared by every connection. */
+  readonly snsCertificates?: SnsCertificateCache | undefined;
+}
+
+/** Schemes whose verification needs an outbound fetch: refused when the caller gave no way to fetch. */
+const unsupportedSchemes: Partial<Record<WebhookVerification['scheme'], { readonly why: string; readonly needs: keyof WebhookKeySources }>> = {
+  plaid: { why: 'Plaid signs with a JWT whose key must be fetched from Plaid\'s API', needs: 'plaidKeys' },
+  awsSns: { why: 'Amazon SNS signs with an X.509 certificate that must be fetched from SigningCertURL', needs: 'snsCertificates' },
 };
 
 /** Per-scheme defaults under the YAML's fields (the YAML wins where it says something). */
@@ -86,22 +99,37 @@ const hmacDefaults: Partial<Record<WebhookVerification['scheme'], HmacFields>> =
  * resolved webhook secrets, all active at once (a delivery signed with any is accepted, so a
  * secret can be rotated: add the new one, let the provider switch, remove the old one).
  *
+ * Two schemes verify with keys the provider publishes, fetched through `keySources`:
+ * - `plaid` uses no webhook secret (`secrets` are ignored): the JWT's key is fetched with the
+ *   connection's API credentials;
+ * - `awsSns` has no shared secret: `secrets` list the TopicArns the connection accepts.
+ *
  * Raises PatchbayError when the connection cannot verify at all, so the daemon reports the
  * integration broken instead of accepting unverified events:
- * - PB_WEBHOOK_SCHEME_UNSUPPORTED for `plaid` and `awsSns` (they need outbound key fetches the
- *   daemon does not make yet);
- * - PB_WEBHOOK_CONFIG for no secret (except scheme `none`), an unusable secret (named by position),
- *   or verification fields that contradict each other.
+ * - PB_WEBHOOK_SCHEME_UNSUPPORTED for `plaid` or `awsSns` without its key source;
+ * - PB_WEBHOOK_CONFIG for no secret (except schemes `none` and `plaid`), an unusable secret
+ *   (named by position), or verification fields that contradict each other.
  * Scheme `none` accepts every delivery: only for providers that sign nothing.
  */
-export function createWebhookVerifier(webhooks: ProviderWebhooks, secrets: readonly string[]): WebhookVerifier {
+export function createWebhookVerifier(webhooks: ProviderWebhooks, secrets: readonly string[], keySources: WebhookKeySources = {}): WebhookVerifier {
   const verification = webhooks.verification;
   const scheme = verification.scheme;
   const unsupported = unsupportedSchemes[scheme];
-  if (unsupported !== undefined) {
-    throw new PatchbayError('PB_WEBHOOK_SCHEME_UNSUPPORTED', `webhook verification "${scheme}" is not supported by the daemon yet: ${unsupported}`);
+  if (unsupported !== undefined && keySources[unsupported.needs] === undefined) {
+    throw new PatchbayError('PB_WEBHOOK_SCHEME_UNSUPPORTED', `webhook verification "${scheme}" needs an outbound key fetch that was not provided: ${unsupported.why}`);
   }
   if (scheme === 'none') return { scheme, verify: () => ({}) };
+  const toleranceSeconds = verification.toleranceSeconds;
+  if (toleranceSeconds !== undefined && (!Number.isInteger(toleranceSeconds) || toleranceSeconds < 1 || toleranceSeconds > 86_400)) {
+    throw badConfig(scheme, '`toleranceSeconds` must be a whole number from 1 to 86400');
+  }
+  const toleranceMs = toleranceSeconds === undefined ? undefined : toleranceSeconds * 1000;
+  if (scheme === 'plaid' && keySources.plaidKeys !== undefined) {
+    return createPlaidVerifier({ fetchKey: keySources.plaidKeys, header: verification.header, toleranceMs });
+  }
+  if (scheme === 'awsSns' && keySources.snsCertificates !== undefined) {
+    return createSnsVerifier({ topicArns: secrets, certificates: keySources.snsCertificates, toleranceMs });
+  }
   if (secrets.length === 0) throw badConfig(scheme, 'the connection has no webhook secret to verify deliveries with');
   secrets.forEach((secret, index) => {
     if (secret.length === 0) throw badConfig(scheme, `webhook secret #${index + 1} is empty`);
