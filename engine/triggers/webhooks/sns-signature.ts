@@ -349,8 +349,9 @@ export function createSnsVerifier(options: SnsVerifierOptions): WebhookVerifier 
       const own = (name: string): unknown => (Object.hasOwn(fields, name) ? fields[name] : undefined);
       const signatureText = own('Signature');
       const certText = own('SigningCertURL');
-      if (typeof signatureText !== 'string' || signatureText === '') throw badSignature(bodyName, 'it has no Signature');
-      if (typeof certText !== 'string' || certText === '') throw badSignature(bodyName, 'it has no SigningCertURL');
+      if (typeof signatureText !== 'string' || signatureText === '' || typeof certText !== 'string' || certText === '') {
+        throw new PatchbayError('PB_WEBHOOK_MISSING_SIGNATURE', 'the SNS message has no Signature or no SigningCertURL: it is not signed');
+      }
       const digest = digestOf[String(own('SignatureVersion'))];
       if (digest === undefined) throw badSignature(bodyName, 'its SignatureVersion is neither 1 nor 2');
       const stringToSign = snsStringToSign(fields);
