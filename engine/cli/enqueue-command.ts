@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { PatchbayError } from '../diag/errors.js';
 import { Executor, type SubmittedEvent } from '../executor/executor.js';
 import { maskCredentials } from '../lib/credentials.js';
@@ -10,6 +9,7 @@ import { silentLogger } from '../lib/log.js';
 import { readPath } from '../providers/paths.js';
 import type { IntegrationPlan } from '../executor/plan.js';
 import { engineFlags, loadEngineFor } from './load-engine.js';
+import { parseCommandArgs } from './args.js';
 import { ExitCode, type CliIO } from './main.js';
 
 const help = `Usage: patchbay enqueue <integration> [paths…] --event FILE|- [options]
@@ -41,28 +41,14 @@ const batchSize = 500;
 
 /** `patchbay enqueue`: see `help`. */
 export async function runEnqueue(argv: readonly string[], io: CliIO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        event: { type: 'string' },
-        key: { type: 'string' },
-        type: { type: 'string' },
-        ...engineFlags,
-        format: { type: 'string', default: 'text' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    return usage(io, error instanceof Error ? error.message : String(error));
-  }
-  if (parsed.values.help) {
-    io.stdout.write(help);
-    return ExitCode.ok;
-  }
+  const parsed = parseCommandArgs('enqueue', argv, {
+    event: { type: 'string' },
+    key: { type: 'string' },
+    type: { type: 'string' },
+    ...engineFlags,
+    format: { type: 'string', default: 'text' },
+  }, help, io);
+  if (typeof parsed === 'number') return parsed;
   const [integrationName, ...rest] = parsed.positionals;
   if (integrationName === undefined) return usage(io, 'name the integration');
   if (parsed.values.event === undefined) return usage(io, '--event FILE|- is required');

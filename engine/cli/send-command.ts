@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { setPath } from '../daemon/sandbox/synthesize.js';
 import { signDelivery, twilioBodyHash } from '../daemon/sandbox/sign.js';
 import { readSandboxFile, type SandboxInfo } from '../daemon/sandbox/state-file.js';
@@ -16,6 +15,7 @@ import { readPath } from '../providers/paths.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { AttemptRow, RunRow, StepRow } from '../store/state-store.js';
 import type { ProviderWebhooks } from '../types/provider.generated.js';
+import { parseCommandArgs } from './args.js';
 import { ExitCode, type CliIO } from './main.js';
 import { formatRun, outputJson } from './runs-command.js';
 import { defaultProviderDirs } from './validate-command.js';
@@ -80,29 +80,15 @@ interface RunDetail {
  */
 export async function runSend(argv: readonly string[], io: CliIO, options: SendOptions = {}): Promise<number> {
   const clock = options.clock ?? systemClock;
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        event: { type: 'string' },
-        dir: { type: 'string' },
-        server: { type: 'string' },
-        timeout: { type: 'string', default: '30s' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    return usage(io, error instanceof Error ? error.message : String(error));
-  }
+  const parsed = parseCommandArgs('send', argv, {
+    event: { type: 'string' },
+    dir: { type: 'string' },
+    server: { type: 'string' },
+    timeout: { type: 'string', default: '30s' },
+    json: { type: 'boolean', default: false },
+  }, help, io);
+  if (typeof parsed === 'number') return parsed;
   const values = parsed.values;
-  if (values.help === true) {
-    io.stdout.write(help);
-    return ExitCode.ok;
-  }
   if (parsed.positionals.length !== 1) return usage(io, parsed.positionals.length === 0 ? 'name the integration to send an event to' : 'name one integration');
   const name = parsed.positionals[0]!;
   const timeoutMs = parseDurationMs(values.timeout);

@@ -1,10 +1,10 @@
-import { parseArgs } from 'node:util';
 import { PatchbayError } from '../diag/errors.js';
 import { readServeConfig, type ServeConfig } from '../daemon/config.js';
 import { hookUrls, isDaemon, startDaemon, type Daemon } from '../daemon/serve.js';
 import { removeSandboxFileNow } from '../daemon/sandbox/state-file.js';
 import { maskCredentials } from '../lib/credentials.js';
 import { createPinoLogger } from '../lib/pino-logger.js';
+import { parseCommandArgs } from './args.js';
 import { ExitCode, type CliIO } from './main.js';
 import { statePath } from './state-path.js';
 import { watchStopSignals } from './stop-signals.js';
@@ -50,41 +50,26 @@ Exit status: 0 stopped cleanly, 1 no valid integration, 2 usage or environment e
 
 /** `patchbay serve`: see `help`. */
 export async function runServe(argv: readonly string[], io: CliIO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        dir: { type: 'string', multiple: true },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        state: { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'public-url': { type: 'string' },
-        'trust-proxy': { type: 'boolean' },
-        'max-body': { type: 'string' },
-        'inbound-rate': { type: 'string' },
-        retention: { type: 'string' },
-        'drain-timeout': { type: 'string' },
-        'log-level': { type: 'string' },
-        'log-format': { type: 'string' },
-        sandbox: { type: 'boolean' },
-        providers: { type: 'string', multiple: true },
-        'no-catalogue': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    io.stderr.write(`patchbay serve: ${error instanceof Error ? error.message : String(error)}\n\n${help}`);
-    return ExitCode.usage;
-  }
-  if (parsed.values.help) {
-    io.stdout.write(help);
-    return ExitCode.ok;
-  }
+  const parsed = parseCommandArgs('serve', argv, {
+    dir: { type: 'string', multiple: true },
+    port: { type: 'string' },
+    host: { type: 'string' },
+    state: { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'public-url': { type: 'string' },
+    'trust-proxy': { type: 'boolean' },
+    'max-body': { type: 'string' },
+    'inbound-rate': { type: 'string' },
+    retention: { type: 'string' },
+    'drain-timeout': { type: 'string' },
+    'log-level': { type: 'string' },
+    'log-format': { type: 'string' },
+    sandbox: { type: 'boolean' },
+    providers: { type: 'string', multiple: true },
+    'no-catalogue': { type: 'boolean', default: false },
+  }, help, io);
+  if (typeof parsed === 'number') return parsed;
   let config: ServeConfig;
   try {
     config = readServeConfig(parsed.values, parsed.positionals, io.env, io.cwd);

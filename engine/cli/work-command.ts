@@ -1,9 +1,9 @@
-import { parseArgs } from 'node:util';
 import { Executor } from '../executor/executor.js';
 import { startRetention } from '../executor/retention.js';
 import { parseDurationMs } from '../lib/duration.js';
 import { JsonLineLogger, type LogLevel } from '../lib/log.js';
 import { engineFlags, loadEngineFor } from './load-engine.js';
+import { parseCommandArgs } from './args.js';
 import { ExitCode, type CliIO } from './main.js';
 import { watchStopSignals } from './stop-signals.js';
 
@@ -36,28 +36,13 @@ const levels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 /** `patchbay work`: see `help`. */
 export async function runWork(argv: readonly string[], io: CliIO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        ...engineFlags,
-        'until-idle': { type: 'boolean', default: false },
-        retention: { type: 'string' },
-        'log-level': { type: 'string', default: 'info' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    io.stderr.write(`patchbay work: ${error instanceof Error ? error.message : String(error)}\n\n${help}`);
-    return ExitCode.usage;
-  }
-  if (parsed.values.help) {
-    io.stdout.write(help);
-    return ExitCode.ok;
-  }
+  const parsed = parseCommandArgs('work', argv, {
+    ...engineFlags,
+    'until-idle': { type: 'boolean', default: false },
+    retention: { type: 'string' },
+    'log-level': { type: 'string', default: 'info' },
+  }, help, io);
+  if (typeof parsed === 'number') return parsed;
   const level = parsed.values['log-level'] as LogLevel;
   if (!levels.includes(level)) {
     io.stderr.write(`patchbay work: --log-level must be one of ${levels.join(', ')}\n`);
