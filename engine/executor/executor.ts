@@ -150,6 +150,8 @@ export class Executor {
   private heartbeat: NodeJS.Timeout | undefined;
   private wakeUp: (() => void) | undefined;
   private woken = false;
+  /** Whether runs with a pending ordering key may exist though the plan has no orderBy (see `assignPendingKeys`). */
+  private keysMaybePending = true;
 
   constructor(options: ExecutorOptions) {
     this.store = options.store;
@@ -172,6 +174,7 @@ export class Executor {
   /** Switches to a new revision's plan; runs in flight finish on the plan they started with. */
   setPlan(plan: ExecutionPlan): void {
     this.plan = plan;
+    this.keysMaybePending = true;
     this.wake();
   }
 
@@ -435,11 +438,19 @@ export class Executor {
     if (!this.running && this.loopDone !== undefined) return 0;
     const integrations = [...this.plan.integrations.keys()];
     if (integrations.length === 0) return 0;
+    // Without any orderBy in the plan, only leftovers of an earlier revision can be pending: look
+    // until none is left, then stop asking the store at every turn (the ingest benchmark measured
+    // that query at 2% of the daemon's time).
+    const ordered = [...this.plan.integrations.values()].some((plan) => plan.orderBy !== undefined);
+    if (!ordered && !this.keysMaybePending) return 0;
     let total = 0;
     // A few rounds at most, so a large backlog of pending keys does not hold up claiming.
     for (let round = 0; round < 4; round += 1) {
       const pending = await this.store.pendingOrderKeys(integrations, keyBatch);
-      if (pending.length === 0) break;
+      if (pending.length === 0) {
+        if (!ordered) this.keysMaybePending = false;
+        break;
+      }
       const assignments: OrderKeyAssignment[] = [];
       for (const run of pending) {
         const plan = this.plan.integrations.get(run.integration);

@@ -112,7 +112,11 @@ export async function spawnDaemon(dir: string, args: readonly string[], env: Rec
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const listening = new Promise<{ url: string; port: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the daemon did not start in ${timeoutMs} ms:\n${output}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      // A daemon that never said it listens must not outlive the test.
+      child.kill('SIGKILL');
+      reject(new Error(`the daemon did not start in ${timeoutMs} ms:\n${output}`));
+    }, timeoutMs);
     const onData = (chunk: Buffer): void => {
       output += chunk.toString('utf8');
       for (const line of output.split('\n')) {
