@@ -154,6 +154,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Daem
     const store = await openStateStore(options.statePath);
     opened.push(() => store.close());
     const hooks = await buildHookRoutes(plan, secrets, sandboxSecrets === undefined ? options.webhookSecrets : (...args) => sandboxSecrets.resolveWebhookSecrets(...args));
+    opened.push(() => hooks.close());
     for (const [name, error] of [...plan.broken, ...hooks.problems]) {
       logger.log('error', 'integration cannot run; its deliveries are answered 503 until it is fixed', { integration: name, code: error.code, error: error.message });
     }
@@ -257,6 +258,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Daem
         await executor.stop(deadlineMs);
         await stopRetention();
         await server.close(1_000);
+        await hooks.close();
         await plan.close();
         await store.close();
         if (sandbox !== undefined) {

@@ -221,7 +221,7 @@ export const codes = {
   PB_WEBHOOK_BAD_BODY: entry('error', 'A verified webhook body cannot be read: not UTF-8, JSON that does not parse, a malformed form body (the error gives the position, never the content); answered 400.'),
   PB_WEBHOOK_UNSUPPORTED_MEDIA: entry('error', "A webhook delivery's Content-Type is missing, is not the provider's (JSON or form), or names a charset other than UTF-8; answered 415."),
   PB_WEBHOOK_CONFIG: entry('error', "A connection's webhook verification cannot work: no webhook secret, a secret in the wrong form (Standard Webhooks `whsec_<base64>`, SendGrid's base64 public key), or contradictory verification fields; the integration is reported broken."),
-  PB_WEBHOOK_SCHEME_UNSUPPORTED: entry('error', "The provider's webhook signature scheme is not supported by the daemon yet (`plaid`, `awsSns`: their keys must be fetched from the provider); the integration is reported broken."),
+  PB_WEBHOOK_SCHEME_UNSUPPORTED: entry('error', "The provider's webhook signature scheme needs keys fetched from the provider (`plaid`, `awsSns`) and no key source was given (a verifier built outside the daemon); the integration is reported broken."),
   // The sandbox and `patchbay send` (issue 5, helper E).
   PB_SANDBOX_NOT_RUNNING: entry('error', 'No sandbox daemon runs for this project: `.patchbay/sandbox.json` is missing. Start one with `patchbay serve --sandbox` (or `npm start`), or pass `--dir` to the project it serves.'),
   PB_SANDBOX_FILE_INVALID: entry('error', '`.patchbay/sandbox.json` cannot be read or is not what `patchbay serve --sandbox` writes (a leftover of another version?): restart the sandbox daemon.'),

@@ -448,7 +448,8 @@ function checkTrigger(
       return none;
     }
     const connection = record(record(spec.connections)?.[String(webhook.connection)]);
-    if (hooks.verification.scheme !== 'none' && connection && connection.webhookSecrets === undefined) {
+    // Plaid signs with keys fetched with the connection's own credentials: it has no webhook secret.
+    if (hooks.verification.scheme !== 'none' && hooks.verification.scheme !== 'plaid' && connection && connection.webhookSecrets === undefined) {
       reporter.at(
         ['spec', 'connections', String(webhook.connection)],
         'PB_TRIGGER_NO_SECRET',

@@ -89,6 +89,7 @@ export const ingressStatus: Readonly<Record<string, number>> = {
   PB_WEBHOOK_UNSUPPORTED_MEDIA: 415,
   PB_WEBHOOK_RATE_LIMITED: 429,
   PB_DAEMON_DRAINING: 503,
+  PB_WEBHOOK_KEY_UNAVAILABLE: 503,
   PB_INTEGRATION_BROKEN: 503,
 };
 
@@ -164,7 +165,13 @@ export class WebhookIngress {
       if (route.events !== 'any' && (parsed.eventType === undefined || !route.events.has(parsed.eventType))) {
         // A 2xx, or the sender would deliver it again and again.
         this.answer(res, 200, { accepted: false, ignored: true, reason: 'event type not subscribed' });
-        this.logger.log('debug', 'webhook ignored: event type not subscribed', { integration, requestId, eventType: parsed.eventType });
+        if (parsed.eventType === 'SubscriptionConfirmation') {
+          // Nothing is delivered until someone confirms; the token is a capability, so it is not logged.
+          const topic = (parsed.payload as { TopicArn?: unknown } | null)?.TopicArn;
+          this.logger.log('warn', 'an SNS subscription waits for confirmation: subscribe the integration to SubscriptionConfirmation, or confirm it with the AWS CLI (aws sns confirm-subscription)', { integration, requestId, topicArn: typeof topic === 'string' ? topic : undefined });
+        } else {
+          this.logger.log('debug', 'webhook ignored: event type not subscribed', { integration, requestId, eventType: parsed.eventType });
+        }
         return;
       }
       const signedId = route.idSigned ? (parsed.eventId ?? verified.deliveryId) : undefined;
@@ -191,6 +198,7 @@ export class WebhookIngress {
     let status = known === undefined ? 500 : (ingressStatus[known.code] ?? 500);
     let code = known?.code ?? 'PB_INTERNAL';
     let message = known?.message ?? 'the delivery could not be accepted';
+    if (status === 503) res.setHeader('retry-after', '5');
     if (known !== undefined && status === 500 && known.code.startsWith('PB_STATE_')) {
       // The store refused the commit: nothing was accepted, so the sender must deliver again.
       status = 503;
