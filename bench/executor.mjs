@@ -36,6 +36,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median, percentile, round } from './stats.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -517,22 +518,6 @@ function checkSide(side, result, received, totalEvents) {
     problems.push(`the baseline database holds ${result.rows} rows, expected ${totalEvents}`);
   }
   if (problems.length > 0) throw new Error(`executor bench, ${side}: ${problems.join('; ')}`);
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted, p) {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-function round(value, digits) {
-  return Number(value.toFixed(digits));
 }
 
 function positiveIntegers(values, names) {

@@ -40,6 +40,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median, percentile, round } from './stats.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -572,22 +573,6 @@ export async function runIngestBench({ durationS = 10, warmupS = 3, rounds = 3, 
     rounds: samples,
     settings: { durationS, warmupS, rounds, connections, pipelining: 1, tmpdir: os.tmpdir(), cores: os.availableParallelism?.() ?? os.cpus().length },
   };
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted, p) {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-function round(value, digits) {
-  return Number(value.toFixed(digits));
 }
 
 function positiveNumbers(values, names) {
