@@ -73,6 +73,8 @@ export interface DaemonOptions {
    * `.patchbay/sandbox.json` under `cwd` for `patchbay send`. @default false
    */
   readonly sandbox?: boolean;
+  /** The listener's time limits (tests shorten them). @default 10 s for headers, 30 s for a request */
+  readonly serverTimeouts?: { readonly headersTimeoutMs?: number; readonly requestTimeoutMs?: number };
   /** Pollers' and schedules' random jitter source, in [0, 1). @default Math.random */
   readonly random?: () => number;
 }
@@ -212,7 +214,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Daem
     let triggers: TriggerScheduler | undefined;
     const status = (): DaemonStatus => daemonStatus({ plan, validation, hooks, triggers, startedAt, draining });
     const admin = createAdminHandler({ store, auth: authSettings, metrics, status, clock, logger });
-    const server = createDaemonServer({ ingress, admin, ready: () => ready && !draining, tls: options.tls, maxBodyBytes: options.maxBodyBytes, logger });
+    const server = createDaemonServer({ ingress, admin, ready: () => ready && !draining, tls: options.tls, maxBodyBytes: options.maxBodyBytes, ...options.serverTimeouts, logger });
     const address = await server.listen(options.port ?? 8080, options.host ?? '0.0.0.0');
     opened.push(() => server.close(0));
     executor.start();

@@ -1,6 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { PatchbayError } from '../diag/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { WebhookIngress } from '../triggers/ingress.js';
@@ -86,6 +86,19 @@ export function createDaemonServer(options: DaemonServerOptions): DaemonServer {
     handler(req, res);
   });
   server.maxConnections = options.maxConnections ?? 4096;
+  // Node's header and request limits start with a request's first byte: a client that connects
+  // (and finishes its TLS handshake) and then sends nothing would hold its socket forever. Until
+  // a request arrives, a socket idle for the header limit is closed; keep-alive idles between
+  // requests are Node's keepAliveTimeout.
+  const idleMs = serverOptions.headersTimeout;
+  const watchIdle = (socket: Socket): void => {
+    socket.setTimeout(idleMs, () => socket.destroy());
+  };
+  server.on(options.tls === undefined ? 'connection' : 'secureConnection', watchIdle);
+  server.on('request', (req: IncomingMessage) => {
+    // The request's own limits (headersTimeout, requestTimeout) take over from here.
+    req.socket.setTimeout(0);
+  });
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     // Malformed requests and timed-out ones: answer when the socket can still take it.
     const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;

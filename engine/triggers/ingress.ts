@@ -175,7 +175,11 @@ export class WebhookIngress {
         return;
       }
       const signedId = route.idSigned ? (parsed.eventId ?? verified.deliveryId) : undefined;
-      const eventKey = signedId ?? `sha256:${createHash('sha256').update(rawBody).digest('hex')}`;
+      // Without a signed id: the body's hash, with the signed time when the scheme signs one. A
+      // replay within the tolerance is then a duplicate, and a provider that sends the same bytes
+      // again later (Plaid's SYNC_UPDATES_AVAILABLE) is a new event.
+      const bodyKey = `sha256:${createHash('sha256').update(rawBody).digest('hex')}`;
+      const eventKey = signedId ?? (verified.signedAtMs === undefined ? bodyKey : `${bodyKey}@${verified.signedAtMs}`);
       const [accepted] = await this.options.submit([
         { integration, eventKey, type: parsed.eventType, source: 'webhook', payload: parsed.payload, receivedAt: this.clock.now() },
       ]);
