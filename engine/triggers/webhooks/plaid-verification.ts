@@ -3,7 +3,7 @@ import { compactVerify, decodeProtectedHeader } from 'jose';
 import { PatchbayError } from '../../diag/errors.js';
 import type { ProviderConnection } from '../../providers/connection.js';
 import { badSignature, headerName, headerValue, missingHeader, type HeaderName } from './refusals.js';
-import type { InboundDelivery, VerifiedDelivery, WebhookVerifier } from './verify.js';
+import { FetchSlots, type InboundDelivery, type VerifiedDelivery, type WebhookVerifier } from './verify.js';
 
 /**
  * Plaid's signed webhooks (scheme `plaid`): the `Plaid-Verification` header is a JWT signed with
@@ -14,12 +14,36 @@ import type { InboundDelivery, VerifiedDelivery, WebhookVerifier } from './verif
  * constant time). Only ES256 is accepted: `none`, HS256 (a classic confusion that signs with the
  * public key as an HMAC secret) and every other `alg` are refused before any key is fetched.
  *
- * Keys are cached by kid. The kid comes from an unverified header, so anyone can make the daemon
- * ask Plaid for keys: a kid not in the cache is fetched at most once per `retryUnknownKidAfterMs`
- * and all unknown kids together at most `maxUnknownKidFetchesPerMinute` times a minute. A key
- * Plaid reports with `expired_at` set verifies nothing (it stays cached, so it is not fetched
- * again). Cached keys are fetched again after `keyTtlMs` to learn whether they expired; when that
- * refresh fails the cached key keeps verifying (Plaid's outage must not refuse every delivery).
+ * Keys are cached by kid. A key Plaid reports with `expired_at` set verifies nothing (it stays
+ * cached, so it is not fetched again). Cached keys are fetched again after `keyTtlMs` to learn
+ * whether they expired; when that refresh fails the cached key keeps verifying (Plaid's outage
+ * must not refuse every delivery).
+ *
+ * The kid comes from an unverified header, so anyone can make the daemon ask Plaid for keys
+ * (with the operator's secret). Before a key is fetched the token must pass every check that
+ * needs no key — alg ES256, a kid of the usual form, a signature of ES256's length, an `iat`
+ * within the tolerance and a `request_body_sha256` equal to the body's hash (the claims are read
+ * unverified here and checked again once the signature covers them). That refuses junk and
+ * replays for free, but a deliberate forger controls body and claims alike, so fetches are also
+ * bounded:
+ * - per kid: a kid Plaid gave no key for (or whose fetch failed) is not asked about again for
+ *   `retryUnknownKidAfterMs` (up to `maxUnknownKids` remembered). A forger costs one Plaid call
+ *   per kid it invents — at most one per forged request, which the ingress's per-sender rate
+ *   limit bounds — and cannot spend a shared budget: the daemon-wide "10 unknown kids a minute"
+ *   this replaces was spent by ten forged requests, after which Plaid's genuine key rotation was
+ *   refused for as long as the forger kept going.
+ * - all kids together (per connection): at most `maxFetchesInFlight` calls at once, with up to
+ *   `maxFetchesWaiting` more waiting at most `maxFetchWaitMs` (FIFO); beyond that
+ *   PB_WEBHOOK_KEY_UNAVAILABLE (503, Plaid delivers again). Slots come back as soon as Plaid
+ *   answers, so this caps concurrency, not rate. The default 32 is sized so that one sender at
+ *   the ingress's default limit (100 requests/s, burst 200) cannot keep every slot busy while
+ *   Plaid answers within 300 ms (32 / 0.3 s ≈ 107 calls/s); a genuine delivery waits for the
+ *   queue to drain (under a second after a burst) rather than being refused.
+ * Residual risk: forgers sending from many addresses, together faster than the slots drain, can
+ * keep them full and have a delivery signed with a key not yet cached refused 503 while they keep
+ * it up (cached keys keep verifying); and each forged kid is one call to Plaid with the
+ * operator's credentials, so a forger at the inbound limit can make up to that many calls a
+ * second, which may meet Plaid's own rate limit for the endpoint (answered 503 here too).
  */
 
 /** A JWK as /webhook_verification_key/get returns it under `key`. */
@@ -53,8 +77,14 @@ export interface PlaidVerifierOptions {
   readonly keyTtlMs?: number;
   /** How long a kid Plaid did not give a key for is refused without asking again. @default 60_000 */
   readonly retryUnknownKidAfterMs?: number;
-  /** Fetches of kids not in the cache per minute, all together. @default 10 */
-  readonly maxUnknownKidFetchesPerMinute?: number;
+  /** Kids Plaid gave no key for remembered; the oldest is forgotten beyond it. @default 4096 */
+  readonly maxUnknownKids?: number;
+  /** Key fetches under way at once, all kids together. @default 32 */
+  readonly maxFetchesInFlight?: number;
+  /** Fetches that may wait for a free slot; beyond it PB_WEBHOOK_KEY_UNAVAILABLE at once. @default 64 */
+  readonly maxFetchesWaiting?: number;
+  /** Longest wait for a free slot before PB_WEBHOOK_KEY_UNAVAILABLE. @default 2_000 */
+  readonly maxFetchWaitMs?: number;
 }
 
 interface CachedKey {
@@ -66,6 +96,8 @@ interface CachedKey {
 const minuteMs = 60_000;
 const kidPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 const sha256Hex = /^[0-9a-fA-F]{64}$/;
+/** An ES256 JWS signature: 64 bytes (r ‖ s), 86 base64url characters. */
+const es256Signature = /^[A-Za-z0-9_-]{86}$/;
 
 /**
  * Reads a `webhookVerificationKey.get` output into a key. Raises PB_WEBHOOK_KEY_UNAVAILABLE when
@@ -135,7 +167,10 @@ export function plaidKeyFetcher(connection: ProviderConnection, timeoutMs = 5_00
  * Plaid gave no key for, a retired key, a signature that does not verify, claims missing, or a
  * `request_body_sha256` that is not the body's), PB_WEBHOOK_STALE (`iat` older than the
  * tolerance, or as far in the future) and PB_WEBHOOK_KEY_UNAVAILABLE (Plaid could not be asked,
- * or unknown kids are being fetched too often). Resolves with `iat` as the signing time.
+ * failed for that kid less than `retryUnknownKidAfterMs` ago, or no fetch slot came free in time).
+ * Everything but the key and the signature is checked before a key is fetched. Raises
+ * PB_WEBHOOK_CONFIG when a fetch limit is not a whole number. Resolves with `iat` as the signing
+ * time.
  */
 export function createPlaidVerifier(options: PlaidVerifierOptions): WebhookVerifier {
   const header: HeaderName = headerName(options.header ?? 'Plaid-Verification');
@@ -143,16 +178,19 @@ export function createPlaidVerifier(options: PlaidVerifierOptions): WebhookVerif
   const maxKeys = options.maxKeys ?? 16;
   const keyTtlMs = options.keyTtlMs ?? 60 * minuteMs;
   const retryUnknownKidAfterMs = options.retryUnknownKidAfterMs ?? minuteMs;
-  const maxUnknownKidFetches = options.maxUnknownKidFetchesPerMinute ?? 10;
+  const maxUnknownKids = options.maxUnknownKids ?? 4096;
+  const slots = new FetchSlots(
+    { inFlight: options.maxFetchesInFlight ?? 32, waiting: options.maxFetchesWaiting ?? 64, waitMs: options.maxFetchWaitMs ?? 2_000 },
+    'Plaid webhook verification keys',
+  );
   const keys = new Map<string, CachedKey>();
   const unknownKids = new Map<string, { untilMs: number; error: PatchbayError }>();
   const inFlight = new Map<string, Promise<CachedKey>>();
-  let unknownFetchTimesMs: number[] = [];
 
-  const remember = <V>(map: Map<string, V>, kid: string, value: V): void => {
+  const remember = <V>(map: Map<string, V>, kid: string, value: V, limit = maxKeys): void => {
     map.delete(kid);
     map.set(kid, value);
-    while (map.size > maxKeys) {
+    while (map.size > limit) {
       const oldest = map.keys().next().value;
       if (oldest === undefined) break;
       map.delete(oldest);
@@ -162,14 +200,14 @@ export function createPlaidVerifier(options: PlaidVerifierOptions): WebhookVerif
   const fetchKey = (kid: string, nowMs: number): Promise<CachedKey> => {
     let pending = inFlight.get(kid);
     if (pending !== undefined) return pending;
-    pending = (async () => {
+    pending = slots.run(async () => {
       const jwk = await options.fetchKey(kid);
       const key = jwk.expired_at === null ? createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }, format: 'jwk' }) : undefined;
       const entry: CachedKey = { key, fetchedAtMs: nowMs };
       remember(keys, kid, entry);
       unknownKids.delete(kid);
       return entry;
-    })();
+    });
     inFlight.set(kid, pending);
     const settle = (): void => {
       inFlight.delete(kid);
@@ -194,23 +232,50 @@ export function createPlaidVerifier(options: PlaidVerifierOptions): WebhookVerif
     }
     const unknown = unknownKids.get(kid);
     if (unknown !== undefined && unknown.untilMs > nowMs) throw unknown.error;
-    if (!inFlight.has(kid)) {
-      unknownFetchTimesMs = unknownFetchTimesMs.filter((atMs) => atMs > nowMs - minuteMs);
-      if (unknownFetchTimesMs.length >= maxUnknownKidFetches) {
-        throw new PatchbayError('PB_WEBHOOK_KEY_UNAVAILABLE', `too many unknown Plaid key ids fetched in the last minute (at most ${maxUnknownKidFetches}); deliver again later`);
-      }
-      unknownFetchTimesMs.push(nowMs);
-    }
     try {
       return await fetchKey(kid, nowMs);
     } catch (error) {
+      // No free slot is the daemon's limit, not an answer about the kid: the next delivery tries again.
+      if (slots.refused(error)) throw error;
       const refusal =
         error instanceof PatchbayError && (error.code === 'PB_WEBHOOK_BAD_SIGNATURE' || error.code === 'PB_WEBHOOK_KEY_UNAVAILABLE')
           ? error
           : new PatchbayError('PB_WEBHOOK_KEY_UNAVAILABLE', 'Plaid\'s webhook verification key could not be fetched', { cause: error });
-      remember(unknownKids, kid, { untilMs: nowMs + retryUnknownKidAfterMs, error: refusal });
+      remember(unknownKids, kid, { untilMs: nowMs + retryUnknownKidAfterMs, error: refusal }, maxUnknownKids);
       throw refusal;
     }
+  };
+
+  /** The JWT's claims set from its payload bytes; PB_WEBHOOK_BAD_SIGNATURE when they are not JSON. */
+  const readClaims = (payload: Uint8Array): unknown => {
+    try {
+      return JSON.parse(Buffer.from(payload).toString('utf8'));
+    } catch (error) {
+      throw new PatchbayError('PB_WEBHOOK_BAD_SIGNATURE', `the ${header.label} header is refused: its claims are not JSON`, { cause: error });
+    }
+  };
+
+  /**
+   * Checks `iat` (within the tolerance of `nowMs`) and `request_body_sha256` (the body's hash,
+   * compared in constant time); returns the signing time in Unix milliseconds.
+   */
+  const checkClaims = (claims: unknown, delivery: InboundDelivery, nowMs: number): number => {
+    const claim = (name: string): unknown => (typeof claims === 'object' && claims !== null && Object.hasOwn(claims, name) ? (claims as Record<string, unknown>)[name] : undefined);
+    const iat = claim('iat');
+    if (typeof iat !== 'number' || !Number.isFinite(iat)) throw badSignature(header, 'it has no iat claim');
+    const signedAtMs = Math.floor(iat) * 1000;
+    if (Math.abs(nowMs - signedAtMs) > toleranceMs) {
+      const skewSeconds = Math.round((signedAtMs - nowMs) / 1000);
+      const age = skewSeconds < 0 ? `${-skewSeconds} s old` : `${skewSeconds} s in the future`;
+      throw new PatchbayError('PB_WEBHOOK_STALE', `the ${header.label} iat is ${age}, outside the ${Math.floor(toleranceMs / 1000)} s tolerance (a replayed delivery, or a clock that is wrong here)`);
+    }
+    const claimed = claim('request_body_sha256');
+    if (typeof claimed !== 'string' || !sha256Hex.test(claimed)) throw badSignature(header, 'it has no request_body_sha256 claim');
+    const actual = createHash('sha256').update(delivery.rawBody).digest();
+    if (!timingSafeEqual(actual, Buffer.from(claimed, 'hex'))) {
+      throw badSignature(header, 'its request_body_sha256 is not the SHA-256 of the body (a body changed on the way)');
+    }
+    return signedAtMs;
   };
 
   return {
@@ -224,10 +289,16 @@ export function createPlaidVerifier(options: PlaidVerifierOptions): WebhookVerif
       } catch (error) {
         throw new PatchbayError('PB_WEBHOOK_BAD_SIGNATURE', `the ${header.label} header is refused: it is not a JWT`, { cause: error });
       }
-      if (token.split('.').length !== 3) throw badSignature(header, 'it is not a signed JWT (compact JWS)');
+      const parts = token.split('.');
+      if (parts.length !== 3) throw badSignature(header, 'it is not a signed JWT (compact JWS)');
       if (protectedHeader.alg !== 'ES256') throw badSignature(header, 'its alg is not ES256, the only algorithm Plaid signs with');
       const kid = protectedHeader.kid;
       if (typeof kid !== 'string' || !kidPattern.test(kid)) throw badSignature(header, 'it names no usable key id (kid)');
+      if (!es256Signature.test(parts[2]!)) throw badSignature(header, 'its signature is not an ES256 signature (64 bytes)');
+      // The claims, unverified: checked now so that a stale or replayed token, or one made for
+      // another body, is refused without asking Plaid for a key. They count only once the
+      // signature (which covers these very bytes) verifies, and are checked again then.
+      checkClaims(readClaims(Buffer.from(parts[1]!, 'base64url')), delivery, nowMs);
       const { key } = await keyFor(kid, nowMs);
       if (key === undefined) throw badSignature(header, 'its key was retired by Plaid (expired_at is set)');
       let payload: Uint8Array;
@@ -236,27 +307,7 @@ export function createPlaidVerifier(options: PlaidVerifierOptions): WebhookVerif
       } catch (error) {
         throw new PatchbayError('PB_WEBHOOK_BAD_SIGNATURE', `the ${header.label} header is refused: its signature does not verify with Plaid's key ${kid}`, { cause: error });
       }
-      let claims: unknown;
-      try {
-        claims = JSON.parse(Buffer.from(payload).toString('utf8'));
-      } catch (error) {
-        throw new PatchbayError('PB_WEBHOOK_BAD_SIGNATURE', `the ${header.label} header is refused: its claims are not JSON`, { cause: error });
-      }
-      const claim = (name: string): unknown => (typeof claims === 'object' && claims !== null && Object.hasOwn(claims, name) ? (claims as Record<string, unknown>)[name] : undefined);
-      const iat = claim('iat');
-      if (typeof iat !== 'number' || !Number.isFinite(iat)) throw badSignature(header, 'it has no iat claim');
-      const signedAtMs = Math.floor(iat) * 1000;
-      if (Math.abs(nowMs - signedAtMs) > toleranceMs) {
-        const skewSeconds = Math.round((signedAtMs - nowMs) / 1000);
-        const age = skewSeconds < 0 ? `${-skewSeconds} s old` : `${skewSeconds} s in the future`;
-        throw new PatchbayError('PB_WEBHOOK_STALE', `the ${header.label} iat is ${age}, outside the ${Math.floor(toleranceMs / 1000)} s tolerance (a replayed delivery, or a clock that is wrong here)`);
-      }
-      const claimed = claim('request_body_sha256');
-      if (typeof claimed !== 'string' || !sha256Hex.test(claimed)) throw badSignature(header, 'it has no request_body_sha256 claim');
-      const actual = createHash('sha256').update(delivery.rawBody).digest();
-      if (!timingSafeEqual(actual, Buffer.from(claimed, 'hex'))) {
-        throw badSignature(header, 'its request_body_sha256 is not the SHA-256 of the body (a body changed on the way)');
-      }
+      const signedAtMs = checkClaims(readClaims(payload), delivery, nowMs);
       return { signedAtMs };
     },
   };

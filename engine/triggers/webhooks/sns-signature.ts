@@ -3,7 +3,7 @@ import { PatchbayError } from '../../diag/errors.js';
 import { HttpClient } from '../../http/client.js';
 import { decodeSignature } from './hmac-core.js';
 import { badConfig, badSignature, headerName, headerValue, type HeaderName } from './refusals.js';
-import type { InboundDelivery, VerifiedDelivery, WebhookVerifier } from './verify.js';
+import { FetchSlots, type InboundDelivery, type VerifiedDelivery, type WebhookVerifier } from './verify.js';
 
 /**
  * Amazon SNS HTTP(S) subscriptions (scheme `awsSns`). SNS signs no header: the JSON body carries
@@ -11,8 +11,9 @@ import type { InboundDelivery, VerifiedDelivery, WebhookVerifier } from './verif
  * canonical string of some of its fields, and `SigningCertURL` names the X.509 certificate whose
  * key signed it. Anyone can put any URL there, so the URL is checked before anything is fetched:
  * https, on `sns.<region>.amazonaws.com` (or `.amazonaws.com.cn`), default port, one path segment
- * ending in `.pem`, no query. The certificate is then fetched through the guarded HTTP client
- * (short timeouts, a size limit, no private addresses) and cached by URL.
+ * of AWS's form `SimpleNotificationService-<hex>.pem`, no query or fragment (not even an empty
+ * `?` or `#`, so one certificate has one URL). The certificate is then fetched through the
+ * guarded HTTP client (short timeouts, a size limit, no private addresses) and cached by URL.
  *
  * A valid signature only proves the message came from SNS — any AWS account can subscribe this
  * endpoint to its own topic and get genuinely signed messages sent here. So the connection's
@@ -37,12 +38,18 @@ export interface SnsCertificateCacheOptions {
   readonly ttlMs?: number;
   /** How long a URL whose fetch failed is refused without fetching again. @default 60_000 */
   readonly retryFailedAfterMs?: number;
-  /** Fetches of URLs not in the cache allowed per minute, all URLs together. @default 10 */
-  readonly maxFetchesPerMinute?: number;
+  /** Failed URLs remembered; the oldest is forgotten beyond it. @default 4096 */
+  readonly maxFailedUrls?: number;
+  /** Certificate fetches under way at once, all URLs together. @default 32 */
+  readonly maxFetchesInFlight?: number;
+  /** Fetches that may wait for a free slot; beyond it PB_WEBHOOK_KEY_UNAVAILABLE at once. @default 64 */
+  readonly maxFetchesWaiting?: number;
+  /** Longest wait for a free slot before PB_WEBHOOK_KEY_UNAVAILABLE. @default 2_000 */
+  readonly maxFetchWaitMs?: number;
 }
 
 const certUrlHost = /^sns\.([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]+)\.amazonaws\.com(?:\.cn)?$/;
-const certUrlPath = /^\/[A-Za-z0-9._-]+\.pem$/;
+const certUrlPath = /^\/SimpleNotificationService-[0-9a-f]{1,64}\.pem$/;
 const isoTimestamp = /^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?Z$/;
 const topicArnPattern = /^arn:aws(?:-[a-z]+)*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]{1,256}$/;
 const minuteMs = 60_000;
@@ -50,9 +57,11 @@ const minuteMs = 60_000;
 /**
  * Whether `url` may be fetched as an SNS signing certificate: https, host
  * `sns.<region>.amazonaws.com` or `sns.<region>.amazonaws.com.cn` (a region such as `us-east-1`,
- * `us-gov-west-1`), no port, user or password, a single path segment ending in `.pem`, no query
- * and no fragment. Everything else — `http:`, `sns.evil.com`,
- * `sns.us-east-1.amazonaws.com.evil.com`, a path without `.pem` — is the classic SNS forgery.
+ * `us-gov-west-1`), no port, user or password, a single path segment of AWS's form
+ * `SimpleNotificationService-<lower-case hex>.pem`, no query and no fragment — not even an empty
+ * `?` or `#`, which `URL` reports as an empty search and hash but keeps in `href`. Everything
+ * else — `http:`, `sns.evil.com`, `sns.us-east-1.amazonaws.com.evil.com`, a path without `.pem`,
+ * another file name — is the classic SNS forgery, or a second name for one certificate.
  */
 export function isSnsCertificateUrl(url: URL): boolean {
   return (
@@ -62,9 +71,13 @@ export function isSnsCertificateUrl(url: URL): boolean {
     url.port === '' &&
     certUrlHost.test(url.hostname) &&
     certUrlPath.test(url.pathname) &&
-    url.search === '' &&
-    url.hash === ''
+    url.href === snsCertificateKey(url)
   );
+}
+
+/** `https://<host><path>` of `url`: the one name of a certificate, used as its cache key. */
+function snsCertificateKey(url: URL): string {
+  return `https://${url.hostname}${url.pathname}`;
 }
 
 interface CachedCertificate {
@@ -78,40 +91,71 @@ interface FailedFetch {
 }
 
 /**
- * Signing certificates by URL: bounded (LRU), each kept `ttlMs` and never past its validity,
- * fetched once however many deliveries wait for it (single flight). A failed fetch is remembered
- * for `retryFailedAfterMs` and fetches of new URLs are limited per minute, so forged deliveries
- * naming many `.pem` files on SNS hosts cannot turn the daemon into a fetch amplifier. Share one
- * cache across connections: certificates are SNS's, not a connection's.
+ * Signing certificates by URL: bounded (LRU), each kept `ttlMs` (24 h) and never past its
+ * validity, fetched once however many deliveries wait for it (single flight). Share one cache
+ * across connections: certificates are SNS's, not a connection's.
+ *
+ * The certificate is fetched before the signature can be checked, so forged deliveries choose
+ * what is fetched. Two bounds keep that from becoming either an amplifier or a way to block
+ * genuine deliveries:
+ * - per URL: a URL whose fetch failed (a made-up file name answers 404) is not fetched again for
+ *   `retryFailedAfterMs` (up to `maxFailedUrls` URLs remembered). A forger therefore costs one GET
+ *   per distinct URL it invents — one per forged request at most, which the ingress's per-sender
+ *   rate limit already bounds — and never blocks another URL: there is no shared budget to spend.
+ *   (A daemon-wide "10 new URLs a minute" budget was spent by ten forged requests, after which a
+ *   genuine certificate, new after a restart or an AWS rotation, was refused for as long as the
+ *   forger kept going.)
+ * - all URLs together: at most `maxFetchesInFlight` fetches at once, with up to
+ *   `maxFetchesWaiting` more waiting at most `maxFetchWaitMs` for a slot (FIFO); beyond that
+ *   PB_WEBHOOK_KEY_UNAVAILABLE (503, the sender retries). Slots come back as soon as SNS answers,
+ *   so this caps concurrency, not rate. The default 32 is sized so that one sender at the
+ *   ingress's default limit (100 requests/s, burst 200) cannot keep every slot busy while SNS
+ *   answers a 404 in under 300 ms (32 / 0.3 s ≈ 107 fetches/s): a genuine delivery then waits at
+ *   most the time the queue takes to drain (well under a second after a burst) instead of being
+ *   refused. Forgers sending from many addresses at once, together faster than
+ *   `maxFetchesInFlight` / SNS's answer time, can still keep the slots full and have uncached
+ *   genuine certificates refused 503 while they keep it up; the outbound side stays bounded.
+ * A failure for lack of a slot is not remembered against the URL: the next delivery tries again.
  */
 export class SnsCertificateCache {
   private readonly fetchCertificate: SnsCertificateFetcher;
   private readonly maxEntries: number;
   private readonly ttlMs: number;
   private readonly retryFailedAfterMs: number;
-  private readonly maxFetchesPerMinute: number;
+  private readonly maxFailedUrls: number;
+  private readonly slots: FetchSlots;
   private readonly entries = new Map<string, CachedCertificate>();
   private readonly failures = new Map<string, FailedFetch>();
   private readonly inFlight = new Map<string, Promise<CachedCertificate>>();
-  private fetchTimesMs: number[] = [];
 
+  /** Raises PB_WEBHOOK_CONFIG when a fetch limit is not a whole number (or `maxFetchesInFlight` is below 1). */
   constructor(options: SnsCertificateCacheOptions) {
     this.fetchCertificate = options.fetch;
     this.maxEntries = options.maxEntries ?? 32;
     this.ttlMs = options.ttlMs ?? 24 * 60 * minuteMs;
     this.retryFailedAfterMs = options.retryFailedAfterMs ?? minuteMs;
-    this.maxFetchesPerMinute = options.maxFetchesPerMinute ?? 10;
+    this.maxFailedUrls = options.maxFailedUrls ?? 4096;
+    this.slots = new FetchSlots(
+      { inFlight: options.maxFetchesInFlight ?? 32, waiting: options.maxFetchesWaiting ?? 64, waitMs: options.maxFetchWaitMs ?? 2_000 },
+      'SNS signing certificates',
+    );
+  }
+
+  /** Certificate fetches under way now. */
+  get fetchesInFlight(): number {
+    return this.slots.inFlight;
   }
 
   /**
    * The RSA public key of the certificate at `url` (which the caller checked with
-   * `isSnsCertificateUrl`), at `nowMs` (Unix milliseconds). Rejects with
-   * PB_WEBHOOK_KEY_UNAVAILABLE (the fetch failed or is throttled: the sender should retry) or
+   * `isSnsCertificateUrl`; it is cached under `https://<host><path>`), at `nowMs` (Unix
+   * milliseconds). Rejects with PB_WEBHOOK_KEY_UNAVAILABLE (the fetch failed, failed less than
+   * `retryFailedAfterMs` ago, or found no free slot: the sender should retry) or
    * PB_WEBHOOK_BAD_SIGNATURE (not a PEM X.509 certificate with an RSA key, or outside its
    * validity).
    */
   async publicKey(url: URL, nowMs: number): Promise<KeyObject> {
-    const href = url.href;
+    const href = snsCertificateKey(url);
     const cached = this.entries.get(href);
     if (cached !== undefined && cached.expiresAtMs > nowMs) {
       // Refresh its place in the LRU order.
@@ -124,12 +168,8 @@ export class SnsCertificateCache {
     if (failed !== undefined && failed.untilMs > nowMs) throw failed.error;
     let pending = this.inFlight.get(href);
     if (pending === undefined) {
-      this.fetchTimesMs = this.fetchTimesMs.filter((atMs) => atMs > nowMs - minuteMs);
-      if (this.fetchTimesMs.length >= this.maxFetchesPerMinute) {
-        throw new PatchbayError('PB_WEBHOOK_KEY_UNAVAILABLE', `too many SNS signing certificates fetched in the last minute (at most ${this.maxFetchesPerMinute}); deliver again later`);
-      }
-      this.fetchTimesMs.push(nowMs);
-      pending = this.load(url, nowMs);
+      // No slot within the wait rejects before `load` runs: not remembered against the URL.
+      pending = this.slots.run(() => this.load(url, href, nowMs));
       this.inFlight.set(href, pending);
       const settle = (): void => {
         this.inFlight.delete(href);
@@ -139,10 +179,9 @@ export class SnsCertificateCache {
     return (await pending).key;
   }
 
-  private async load(url: URL, nowMs: number): Promise<CachedCertificate> {
-    const href = url.href;
+  private async load(url: URL, href: string, nowMs: number): Promise<CachedCertificate> {
     try {
-      const pem = await this.fetchCertificate(url);
+      const pem = await this.fetchCertificate(new URL(href));
       const entry = this.readCertificate(pem, url, nowMs);
       this.failures.delete(href);
       this.entries.set(href, entry);
@@ -157,8 +196,9 @@ export class SnsCertificateCache {
         error instanceof PatchbayError && (error.code === 'PB_WEBHOOK_KEY_UNAVAILABLE' || error.code === 'PB_WEBHOOK_BAD_SIGNATURE')
           ? error
           : new PatchbayError('PB_WEBHOOK_KEY_UNAVAILABLE', `the SNS signing certificate could not be fetched from ${url.host}`, { cause: error });
+      this.failures.delete(href);
       this.failures.set(href, { untilMs: nowMs + this.retryFailedAfterMs, error: refusal });
-      while (this.failures.size > this.maxEntries) {
+      while (this.failures.size > this.maxFailedUrls) {
         const oldest = this.failures.keys().next().value;
         if (oldest === undefined) break;
         this.failures.delete(oldest);
@@ -208,7 +248,9 @@ export function createSnsCertificateClient(limits: SnsFetchLimits = {}): HttpCli
     totalTimeoutMs: timeoutMs,
     maxResponseBytes: limits.maxBytes ?? 64 * 1024,
     maxRedirects: 0,
-    connectionsPerOrigin: 2,
+    // As many as SnsCertificateCache's default maxFetchesInFlight, so its slots are not queued
+    // again behind fewer connections here (the cache bounds what is under way in all).
+    connectionsPerOrigin: 32,
     isHostAllowed: isSnsCertificateUrl,
   });
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PatchbayError } from '../../../engine/diag/errors.js';
 import { validateManifests } from '../../../engine/manifest/validate.js';
 import { ProviderConnection } from '../../../engine/providers/connection.js';
-import { plaidKeyFetcher } from '../../../engine/triggers/webhooks/plaid-verification.js';
+import { createPlaidVerifier, plaidKeyFetcher } from '../../../engine/triggers/webhooks/plaid-verification.js';
 import { createWebhookVerifier, type InboundDelivery, type WebhookVerifier } from '../../../engine/triggers/webhooks/verify.js';
 import type { Connection } from '../../../engine/types/integration.generated.js';
 import { webhooksOf } from './corpus.js';
@@ -38,6 +38,26 @@ let server: Server;
 let origin: string;
 let connection: ProviderConnection;
 const hanging: ServerResponse[] = [];
+/** While true the fake Plaid holds its answers until `release()`. */
+let holding = false;
+const held: (() => void)[] = [];
+/** Requests not answered yet, and the most at once. */
+let open = 0;
+let maxOpen = 0;
+
+function release(): void {
+  holding = false;
+  for (const respond of held.splice(0)) respond();
+}
+
+/** Waits (at most 2 s) until `condition` holds. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 function answer(res: ServerResponse, status: number, value: unknown): void {
   const text = JSON.stringify(value);
@@ -58,18 +78,30 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     hanging.push(res);
     return;
   }
+  open += 1;
+  maxOpen = Math.max(maxOpen, open);
+  const respond = (): void => {
+    open -= 1;
+    respondWithKey(res, input.key_id);
+  };
+  if (holding) held.push(respond);
+  else respond();
+}
+
+/** Answers /webhook_verification_key/get for `kid` as Plaid would (or fails as `mode` says). */
+function respondWithKey(res: ServerResponse, kid: unknown): void {
   if (mode === 'error500') {
     answer(res, 500, { error_type: 'API_ERROR', error_code: 'INTERNAL_SERVER_ERROR', error_message: 'an unexpected error occurred' });
     return;
   }
-  const key = typeof input.key_id === 'string' ? served.get(input.key_id) : undefined;
+  const key = typeof kid === 'string' ? served.get(kid) : undefined;
   if (key === undefined) {
     answer(res, 400, { error_type: 'INVALID_INPUT', error_code: 'INVALID_WEBHOOK_VERIFICATION_KEY_ID', error_message: 'invalid key_id provided' });
     return;
   }
   const jwk = key.publicKey.export({ format: 'jwk' });
   answer(res, 200, {
-    key: { alg: 'ES256', crv: jwk.crv, kid: input.key_id, kty: jwk.kty, use: 'sig', x: jwk.x, y: jwk.y, created_at: 1_560_466_143, expired_at: key.expiredAt },
+    key: { alg: 'ES256', crv: jwk.crv, kid, kty: jwk.kty, use: 'sig', x: jwk.x, y: jwk.y, created_at: 1_560_466_143, expired_at: key.expiredAt },
     request_id: 'HvfCtrDLG1ihcp7',
   });
 }
@@ -98,9 +130,11 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
+  release();
   served.clear();
   asked.length = 0;
   mode = 'ok';
+  maxOpen = 0;
 });
 
 function freshKey(kid: string, expiredAt: number | null = null): KeyObject {
@@ -239,16 +273,6 @@ describe('plaid: Plaid-Verification JWTs', () => {
     expect(asked.length).toBe(2);
   });
 
-  it('fetches at most 10 unknown kids a minute in all, then answers 503-class until the minute passes', async () => {
-    const verify = verifier();
-    const { privateKey: stranger } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    for (let i = 0; i < 10; i++) expect(await outcome(verify, delivery(await signJwt(stranger, `random-${i}`)))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
-    expect(await outcome(verify, delivery(await signJwt(stranger, 'random-10')))).toBe('PB_WEBHOOK_KEY_UNAVAILABLE');
-    expect(asked.length).toBe(10);
-    expect(await outcome(verify, delivery(await signJwt(stranger, 'random-11', { iatSec: nowSec + 60 })), nowMs + 60_001)).toBe('PB_WEBHOOK_BAD_SIGNATURE');
-    expect(asked.length).toBe(11);
-  });
-
   it('refuses a key Plaid reports as expired, without asking again', async () => {
     const privateKey = freshKey('kid-old', 1_700_000_000);
     const verify = verifier();
@@ -283,6 +307,76 @@ describe('plaid: Plaid-Verification JWTs', () => {
     expect(await outcome(verify, delivery(await signJwt(privateKey, 'kid-a')))).toBe('PB_WEBHOOK_KEY_UNAVAILABLE');
     mode = 'ok';
     expect(await outcome(verify, delivery(await signJwt(privateKey, 'kid-a', { iatSec: nowSec + 61 })), nowMs + 61_000)).toBe('accepted');
+  });
+
+  it('verifies a genuine delivery under a rotated kid after 40 forged ones named 40 made-up kids, one call to Plaid each', async () => {
+    // The review's scenario: forged tokens with made-up kids (here with claims that pass every
+    // check but the signature). A budget of 10 unknown kids a minute was spent by them.
+    const verify = verifier();
+    const { privateKey: forger } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    for (let i = 0; i < 40; i++) expect(await outcome(verify, delivery(await signJwt(forger, `attacker-${i}`)))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    expect(asked.length).toBe(40);
+    const rotated = freshKey('kid-rotated');
+    expect(await outcome(verify, delivery(await signJwt(rotated, 'kid-rotated')))).toBe('accepted');
+    expect(asked.length).toBe(41);
+    // The same 40 again within the minute: each kid is remembered (more than maxKeys of them), Plaid is not asked.
+    for (let i = 0; i < 40; i++) expect(await outcome(verify, delivery(await signJwt(forger, `attacker-${i}`)), nowMs + 30_000)).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    expect(asked.length).toBe(41);
+  });
+
+  it('asks Plaid about no kid for a token that fails a check needing no key', async () => {
+    const verify = verifier();
+    const { privateKey: forger } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+    expect(await outcome(verify, delivery(await signJwt(forger, 'made-up-1', { iatSec: nowSec - 301 })))).toBe('PB_WEBHOOK_STALE');
+    expect(await outcome(verify, delivery(await signJwt(forger, 'made-up-2', { iatSec: nowSec + 301 })))).toBe('PB_WEBHOOK_STALE');
+    expect(await outcome(verify, delivery(await signJwt(forger, 'made-up-3', { bodyHash: sha256Hex(Buffer.from('another body')) })))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    expect(await outcome(verify, delivery(await signJwt(forger, 'made-up-4', { bodyHash: undefined })))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    // The review's forgery: empty claims, a made-up signature.
+    expect(await outcome(verify, delivery(`${b64({ alg: 'ES256', kid: 'made-up-5' })}.${b64({})}.${'A'.repeat(86)}`))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    // Good claims, but a signature that is not ES256's 64 bytes, or claims that are not JSON.
+    const claims = b64({ iat: nowSec, request_body_sha256: sha256Hex(body) });
+    expect(await outcome(verify, delivery(`${b64({ alg: 'ES256', kid: 'made-up-6' })}.${claims}.${'A'.repeat(40)}`))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    expect(await outcome(verify, delivery(`${b64({ alg: 'ES256', kid: 'made-up-7' })}.${Buffer.from('not json').toString('base64url')}.${'A'.repeat(86)}`))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    expect(asked).toEqual([]);
+    // The same made-up kid with claims that pass is asked about: the refusals above were the claims'.
+    expect(await outcome(verify, delivery(`${b64({ alg: 'ES256', kid: 'made-up-6' })}.${claims}.${'A'.repeat(86)}`))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    expect(asked.map((entry) => entry.kid)).toEqual(['made-up-6']);
+  });
+
+  it('runs at most maxFetchesInFlight key fetches at once, queues maxFetchesWaiting, refuses the rest at once without remembering them', async () => {
+    const verify = createPlaidVerifier({ fetchKey: plaidKeyFetcher(connection), maxFetchesInFlight: 4, maxFetchesWaiting: 2, maxFetchWaitMs: 10_000 });
+    const { privateKey: forger } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const tokens = await Promise.all(Array.from({ length: 10 }, (_, i) => signJwt(forger, `burst-${i}`)));
+    holding = true;
+    const forged = tokens.map((token) => outcome(verify, delivery(token)));
+    await until(() => open === 4);
+    expect(await Promise.all(forged.slice(6))).toEqual(Array(4).fill('PB_WEBHOOK_KEY_UNAVAILABLE'));
+    release();
+    expect(await Promise.all(forged.slice(0, 6))).toEqual(Array(6).fill('PB_WEBHOOK_BAD_SIGNATURE'));
+    expect(maxOpen).toBe(4);
+    expect(asked.length).toBe(6);
+    // A kid refused for want of a slot is asked about on its next delivery.
+    expect(await outcome(verify, delivery(tokens[9]!))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    expect(asked.length).toBe(7);
+    expect(await outcome(verify, delivery(await signJwt(freshKey('kid-new'), 'kid-new')))).toBe('accepted');
+  });
+
+  it('a genuine delivery arriving while forged kids fill every slot waits for one instead of being refused', async () => {
+    const verify = createPlaidVerifier({ fetchKey: plaidKeyFetcher(connection), maxFetchesInFlight: 2 });
+    const { privateKey: forger } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const tokens = await Promise.all([0, 1].map((i) => signJwt(forger, `slow-${i}`)));
+    const genuineToken = await signJwt(freshKey('kid-genuine'), 'kid-genuine');
+    holding = true;
+    const forged = tokens.map((token) => outcome(verify, delivery(token)));
+    await until(() => open === 2);
+    const genuine = outcome(verify, delivery(genuineToken));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(open).toBe(2);
+    release();
+    expect(await genuine).toBe('accepted');
+    expect(await Promise.all(forged)).toEqual(['PB_WEBHOOK_BAD_SIGNATURE', 'PB_WEBHOOK_BAD_SIGNATURE']);
+    expect(maxOpen).toBe(2);
   });
 
   it('is refused as unsupported without a key source (the ingress never accepts unverified Plaid deliveries)', () => {

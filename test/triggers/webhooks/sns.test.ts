@@ -54,8 +54,35 @@ let server: HttpsServer;
 let port: number;
 /** Paths the certificate server was asked for. */
 const fetched: string[] = [];
-/** Status per path (default 200 with the signing certificate). */
+/** Status per path (default 200 with the signing certificate; 404 for made-up `…-dead<hex>.pem` names). */
 const statusOf = new Map<string, number>();
+/** The path served the other certificate. */
+const otherPath = '/SimpleNotificationService-0ff1ce.pem';
+/** While true the server holds its answers until `release()`. */
+let holding = false;
+const held: (() => void)[] = [];
+/** Requests the server has not answered yet, and the most at once. */
+let open = 0;
+let maxOpen = 0;
+
+function release(): void {
+  holding = false;
+  for (const answer of held.splice(0)) answer();
+}
+
+/** A made-up certificate URL on the real SNS host, which SNS answers 404. */
+function forgedCertUrl(index: number): string {
+  return `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-dead${index.toString(16).padStart(4, '0')}.pem`;
+}
+
+/** Waits (at most 2 s) until `condition` holds. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 beforeAll(async () => {
   signing = makePair('sns.amazonaws.com');
@@ -64,9 +91,16 @@ beforeAll(async () => {
   server = createHttpsServer({ key: tls.key.export({ format: 'pem', type: 'pkcs8' }), cert: tls.certificate }, (req, res) => {
     const path = req.url ?? '/';
     fetched.push(path);
-    const status = statusOf.get(path) ?? 200;
-    res.writeHead(status, { 'content-type': 'application/x-pem-file' });
-    res.end(status === 200 ? (path.includes('other') ? other.certificate : signing.certificate) : 'no');
+    open += 1;
+    maxOpen = Math.max(maxOpen, open);
+    const answer = (): void => {
+      open -= 1;
+      const status = statusOf.get(path) ?? (path.startsWith('/SimpleNotificationService-dead') ? 404 : 200);
+      res.writeHead(status, { 'content-type': 'application/x-pem-file' });
+      res.end(status === 200 ? (path === otherPath ? other.certificate : signing.certificate) : 'no');
+    };
+    if (holding) held.push(answer);
+    else answer();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
@@ -78,11 +112,16 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
+  release();
   fetched.length = 0;
   statusOf.clear();
+  maxOpen = 0;
 });
 
-/** Fetches the accepted URL's path from the local https server (trusting its certificate only). */
+/**
+ * Fetches the accepted URL's path from the local https server (trusting its certificate only),
+ * mapping answers as the production fetcher does.
+ */
 const localFetch: SnsCertificateFetcher = (url) =>
   new Promise((resolve, reject) => {
     const request = httpsGet({ host: '127.0.0.1', port, path: url.pathname, ca: tls.certificate, timeout: 5_000 }, (res) => {
@@ -90,6 +129,7 @@ const localFetch: SnsCertificateFetcher = (url) =>
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
         if (res.statusCode === 200) resolve(Buffer.concat(chunks).toString('utf8'));
+        else if (res.statusCode === 404) reject(new PatchbayError('PB_WEBHOOK_BAD_SIGNATURE', 'answered 404'));
         else reject(new PatchbayError('PB_WEBHOOK_KEY_UNAVAILABLE', `answered ${res.statusCode}`));
       });
       res.on('error', reject);
@@ -211,7 +251,7 @@ describe('awsSns: message signatures', () => {
   it('refuses a message signed by another key than the certificate\'s', async () => {
     expect(await outcome(verifierWith(), delivery(signed(notification(), { key: other.key })))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
     // The other certificate verifies it: the refusal above is about the key.
-    const otherUrl = 'https://sns.us-east-1.amazonaws.com/other.pem';
+    const otherUrl = `https://sns.us-east-1.amazonaws.com${otherPath}`;
     expect(await outcome(verifierWith(), delivery(signed(notification({ SigningCertURL: otherUrl }), { key: other.key })))).toBe('accepted');
   });
 
@@ -235,6 +275,15 @@ describe('awsSns: message signatures', () => {
       'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-1.pem.txt',
       'https://sns.us-east-1.amazonaws.com/a/b.pem',
       'https://sns.us-east-1.amazonaws.com/x.pem?redirect=https://evil.com/x.pem',
+      `${certUrl}?`,
+      `${certUrl}#`,
+      `${certUrl}?x=1`,
+      `${certUrl}#x`,
+      'https://sns.us-east-1.amazonaws.com/other.pem',
+      'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-9C6465FA.pem',
+      'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-xyz.pem',
+      'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-.pem',
+      'https://sns.us-east-1.amazonaws.com/%53impleNotificationService-1.pem',
       'https://sns.us-east-1.amazonaws.com:8443/SimpleNotificationService-1.pem',
       'https://user@sns.us-east-1.amazonaws.com/SimpleNotificationService-1.pem',
       'https://s3.us-east-1.amazonaws.com/SimpleNotificationService-1.pem',
@@ -290,7 +339,7 @@ describe('awsSns: message signatures', () => {
 
 describe('awsSns: the certificate cache', () => {
   it('answers PB_WEBHOOK_KEY_UNAVAILABLE when the fetch fails, and fetches that URL again only after a minute', async () => {
-    const path = '/SimpleNotificationService-flaky.pem';
+    const path = '/SimpleNotificationService-f1a4e.pem';
     statusOf.set(path, 503);
     const verify = verifierWith();
     const message = signed(notification({ SigningCertURL: `https://sns.us-east-1.amazonaws.com${path}` }));
@@ -300,15 +349,6 @@ describe('awsSns: the certificate cache', () => {
     expect(fetched.length).toBe(1);
     expect(await outcome(verify, delivery(message), nowMs + 61_000)).toBe('accepted');
     expect(fetched.length).toBe(2);
-  });
-
-  it('fetches at most 10 new certificate URLs a minute', async () => {
-    const verify = verifierWith();
-    for (let i = 0; i < 10; i++) {
-      expect(await outcome(verify, delivery(signed(notification({ SigningCertURL: `https://sns.us-east-1.amazonaws.com/n${i}.pem` }))))).toBe('accepted');
-    }
-    expect(await outcome(verify, delivery(signed(notification({ SigningCertURL: 'https://sns.us-east-1.amazonaws.com/n10.pem' }))))).toBe('PB_WEBHOOK_KEY_UNAVAILABLE');
-    expect(fetched.length).toBe(10);
   });
 
   it('fetches once for concurrent deliveries, keeps at most maxEntries and fetches again after ttlMs', async () => {
@@ -321,7 +361,7 @@ describe('awsSns: the certificate cache', () => {
     expect(fetched.length).toBe(1);
     expect(await outcome(verify, delivery(message), nowMs + 10_001)).toBe('accepted');
     expect(fetched.length).toBe(2);
-    for (const name of ['a', 'b']) await outcome(verify, delivery(signed(notification({ SigningCertURL: `https://sns.us-east-1.amazonaws.com/${name}.pem` }))), nowMs + 10_001);
+    for (const name of ['a', 'b']) await outcome(verify, delivery(signed(notification({ SigningCertURL: `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-${name}.pem` }))), nowMs + 10_001);
     expect(await outcome(verify, delivery(message), nowMs + 10_001)).toBe('accepted');
     expect(fetched.length).toBe(5);
   });
@@ -337,6 +377,60 @@ describe('awsSns: the certificate cache', () => {
     expect(await outcome(verifierWith([topic], new SnsCertificateCache({ fetch: fetchExpiring })), delivery(fresh), Date.now())).toBe('accepted');
     const garbage = verifierWith([topic], new SnsCertificateCache({ fetch: async () => '-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n' }));
     expect(await outcome(garbage, delivery(signed(notification())), later - 3 * 24 * 3_600_000)).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+  });
+});
+
+describe('awsSns: forged certificate URLs cannot block genuine ones', () => {
+  it('verifies a genuine message with an uncached certificate after 40 forged ones named 40 made-up files, one fetch each', async () => {
+    // The review's scenario: forged messages name the listed (public) TopicArn and made-up .pem
+    // files on the real SNS host. A daemon-wide budget of 10 fetches a minute was spent by them.
+    const verify = verifierWith();
+    for (let i = 0; i < 40; i++) {
+      expect(await outcome(verify, delivery(signed(notification({ SigningCertURL: forgedCertUrl(i) }), { key: other.key })))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    }
+    expect(fetched.length).toBe(40);
+    expect(await outcome(verify, delivery(signed(notification())))).toBe('accepted');
+    expect(fetched.length).toBe(41);
+    // The same 40 again within the minute: each URL is remembered as failed, nothing is fetched.
+    for (let i = 0; i < 40; i++) {
+      expect(await outcome(verify, delivery(signed(notification({ SigningCertURL: forgedCertUrl(i) }), { key: other.key })), nowMs + 30_000)).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    }
+    expect(fetched.length).toBe(41);
+  });
+
+  it('runs at most maxFetchesInFlight fetches at once, queues maxFetchesWaiting, refuses the rest at once without remembering them', async () => {
+    const cache = new SnsCertificateCache({ fetch: localFetch, maxFetchesInFlight: 4, maxFetchesWaiting: 2, maxFetchWaitMs: 10_000 });
+    const verify = verifierWith([topic], cache);
+    holding = true;
+    const forged = Array.from({ length: 10 }, (_, i) => outcome(verify, delivery(signed(notification({ SigningCertURL: forgedCertUrl(100 + i) }), { key: other.key }))));
+    await until(() => open === 4);
+    expect(cache.fetchesInFlight).toBe(4);
+    // The four beyond the queue are refused before anything is sent for them.
+    const settled = await Promise.all(forged.slice(6));
+    expect(settled).toEqual(Array(4).fill('PB_WEBHOOK_KEY_UNAVAILABLE'));
+    release();
+    expect(await Promise.all(forged.slice(0, 6))).toEqual(Array(6).fill('PB_WEBHOOK_BAD_SIGNATURE'));
+    expect(maxOpen).toBe(4);
+    expect(fetched.length).toBe(6);
+    // A URL refused for want of a slot is fetched on its next delivery.
+    expect(await outcome(verify, delivery(signed(notification({ SigningCertURL: forgedCertUrl(109) }), { key: other.key })))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
+    expect(fetched.length).toBe(7);
+    expect(await outcome(verify, delivery(signed(notification())))).toBe('accepted');
+  });
+
+  it('a genuine message arriving while forged fetches fill every slot waits for one instead of being refused', async () => {
+    const cache = new SnsCertificateCache({ fetch: localFetch, maxFetchesInFlight: 2 });
+    const verify = verifierWith([topic], cache);
+    holding = true;
+    const forged = [0, 1].map((i) => outcome(verify, delivery(signed(notification({ SigningCertURL: forgedCertUrl(200 + i) }), { key: other.key }))));
+    await until(() => open === 2);
+    const genuine = outcome(verify, delivery(signed(notification())));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(open).toBe(2);
+    release();
+    expect(await genuine).toBe('accepted');
+    expect(await Promise.all(forged)).toEqual(['PB_WEBHOOK_BAD_SIGNATURE', 'PB_WEBHOOK_BAD_SIGNATURE']);
+    expect(maxOpen).toBe(2);
   });
 });
 
