@@ -3,7 +3,8 @@ import { compactVerify, decodeProtectedHeader } from 'jose';
 import { PatchbayError } from '../../diag/errors.js';
 import type { ProviderConnection } from '../../providers/connection.js';
 import { badSignature, headerName, headerValue, missingHeader, type HeaderName } from './refusals.js';
-import { FetchSlots, type InboundDelivery, type VerifiedDelivery, type WebhookVerifier } from './verify.js';
+import { FetchSlots } from './fetch-slots.js';
+import type { InboundDelivery, VerifiedDelivery, WebhookVerifier } from './verify.js';
 
 /**
  * Plaid's signed webhooks (scheme `plaid`): the `Plaid-Verification` header is a JWT signed with

@@ -3,7 +3,8 @@ import { PatchbayError } from '../../diag/errors.js';
 import { HttpClient } from '../../http/client.js';
 import { decodeSignature } from './hmac-core.js';
 import { badConfig, badSignature, headerName, headerValue, type HeaderName } from './refusals.js';
-import { FetchSlots, type InboundDelivery, type VerifiedDelivery, type WebhookVerifier } from './verify.js';
+import { FetchSlots } from './fetch-slots.js';
+import type { InboundDelivery, VerifiedDelivery, WebhookVerifier } from './verify.js';
 
 /**
  * Amazon SNS HTTP(S) subscriptions (scheme `awsSns`). SNS signs no header: the JSON body carries
