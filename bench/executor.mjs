@@ -36,7 +36,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { median, percentile, round } from './stats.mjs';
+import { median, percentile, positiveIntegers, round } from './stats.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -518,20 +518,6 @@ function checkSide(side, result, received, totalEvents) {
     problems.push(`the baseline database holds ${result.rows} rows, expected ${totalEvents}`);
   }
   if (problems.length > 0) throw new Error(`executor bench, ${side}: ${problems.join('; ')}`);
-}
-
-function positiveIntegers(values, names) {
-  const options = {};
-  for (const name of names) {
-    if (values[name] === undefined) continue;
-    const n = Number(values[name]);
-    if (!Number.isInteger(n) || n < 1) {
-      process.stderr.write(`--${name} must be a positive integer\n`);
-      process.exit(2);
-    }
-    options[name] = n;
-  }
-  return options;
 }
 
 if (process.argv[1] !== undefined && pathToFileURL(process.argv[1]).href === import.meta.url) {

@@ -40,7 +40,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { median, percentile, round } from './stats.mjs';
+import { median, percentile, positiveIntegers, round } from './stats.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -575,20 +575,6 @@ export async function runIngestBench({ durationS = 10, warmupS = 3, rounds = 3, 
   };
 }
 
-function positiveNumbers(values, names) {
-  const options = {};
-  for (const [flag, name] of names) {
-    if (values[flag] === undefined) continue;
-    const n = Number(values[flag]);
-    if (!Number.isInteger(n) || n < 1) {
-      process.stderr.write(`--${flag} must be a positive integer\n`);
-      process.exit(2);
-    }
-    options[name] = n;
-  }
-  return options;
-}
-
 if (process.argv[1] !== undefined && pathToFileURL(process.argv[1]).href === import.meta.url) {
   const { values } = parseArgs({
     options: {
@@ -613,7 +599,7 @@ if (process.argv[1] !== undefined && pathToFileURL(process.argv[1]).href === imp
     }
     await serveBaseline({ mode: values.mode, db: values.db });
   } else {
-    const options = positiveNumbers(values, [['duration', 'durationS'], ['warmup', 'warmupS'], ['rounds', 'rounds'], ['connections', 'connections']]);
+    const options = positiveIntegers(values, [['duration', 'durationS'], ['warmup', 'warmupS'], ['rounds', 'rounds'], ['connections', 'connections']]);
     if (values['cpu-prof-dir'] !== undefined) options.cpuProfDir = values['cpu-prof-dir'];
     if (values.sides !== undefined) {
       options.sides = values.sides.split(',').map((side) => side.trim());

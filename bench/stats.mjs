@@ -1,4 +1,4 @@
-// Statistics shared by the benchmarks that sample many rounds and requests.
+// Statistics and option parsing shared by the benchmarks that sample many rounds and requests.
 
 /** Median of numbers (the mean of the middle two for an even count). */
 export function median(values) {
@@ -16,4 +16,23 @@ export function percentile(sorted, p) {
 /** `value` rounded to `digits` decimals, as a number. */
 export function round(value, digits) {
   return Number(value.toFixed(digits));
+}
+
+/**
+ * Reads positive-integer options from `values` (parseArgs output): each entry is a flag name, or
+ * `[flag, key]` to store it under another key. Exits with status 2 on a value that is not one.
+ */
+export function positiveIntegers(values, entries) {
+  const options = {};
+  for (const entry of entries) {
+    const [flag, key] = Array.isArray(entry) ? entry : [entry, entry];
+    if (values[flag] === undefined) continue;
+    const n = Number(values[flag]);
+    if (!Number.isInteger(n) || n < 1) {
+      process.stderr.write(`--${flag} must be a positive integer\n`);
+      process.exit(2);
+    }
+    options[key] = n;
+  }
+  return options;
 }

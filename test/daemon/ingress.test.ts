@@ -35,6 +35,17 @@ async function ledgerDaemon(options: { sink?: Sink; extra?: Record<string, strin
   return { test, sink, secret };
 }
 
+/** A `ledger` connection (indented for `spec.connections`) to the sink, for integrations whose trigger is another provider. */
+function ledgerConnection(sink: Sink): string {
+  return `    ledger:
+      provider: ledger
+      baseUrl: ${sink.origin}
+      allowedHosts: [ "${new URL(sink.origin).host}" ]
+      allowPrivateAddresses: [ 127.0.0.1/32 ]
+      auth: { type: bearer, token: { env: LEDGER_TOKEN } }
+`;
+}
+
 function event(id: string, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({ id, type: 'entry.requested', account: 'acct_1', amount: 250, ...extra });
 }
@@ -285,13 +296,7 @@ spec:
     github:
       provider: github
       webhookSecrets: [ { env: GH_WEBHOOK_SECRET } ]
-    ledger:
-      provider: ledger
-      baseUrl: ${sink.origin}
-      allowedHosts: [ "${new URL(sink.origin).host}" ]
-      allowPrivateAddresses: [ 127.0.0.1/32 ]
-      auth: { type: bearer, token: { env: LEDGER_TOKEN } }
-  trigger:
+${ledgerConnection(sink)}  trigger:
     webhook: { connection: github, events: [ issues.opened ] }
   steps:
     - id: record
@@ -393,13 +398,7 @@ spec:
     source:
       provider: stamped
       webhookSecrets: [ { env: STAMP_SECRET } ]
-    ledger:
-      provider: ledger
-      baseUrl: ${sink.origin}
-      allowedHosts: [ "${new URL(sink.origin).host}" ]
-      allowPrivateAddresses: [ 127.0.0.1/32 ]
-      auth: { type: bearer, token: { env: LEDGER_TOKEN } }
-  trigger:
+${ledgerConnection(sink)}  trigger:
     webhook: { connection: source, events: [ "*" ] }
   steps:
     - id: record
