@@ -7,6 +7,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { AcceptedEvent } from '../store/state-store.js';
 import type { ProviderWebhooks } from '../types/provider.generated.js';
+import { senderBucket } from './sender-key.js';
 import { handshakeOf, parseDelivery } from './webhooks/delivery.js';
 import type { InboundDelivery, WebhookVerifier } from './webhooks/verify.js';
 
@@ -238,8 +239,9 @@ export class WebhookIngress {
   }
 
   /** 0 when the sender may deliver now, else how long until it may. */
-  private admit(source: string): number {
+  private admit(address: string): number {
     const now = this.clock.now();
+    const source = senderBucket(address);
     let bucket = this.buckets.get(source);
     if (bucket === undefined) {
       bucket = new TokenBucket(this.inboundRate, now);
