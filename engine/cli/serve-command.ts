@@ -27,6 +27,7 @@ Options (each also read from the environment variable in brackets):
   --public-url URL      The base URL providers deliver to, for signatures over the URL such as
                         Twilio's (PATCHBAY_PUBLIC_URL; default from the Host header)
   --trust-proxy         Take the client address, scheme and host from X-Forwarded-* (PATCHBAY_TRUST_PROXY)
+  --proxy-hops N        With --trust-proxy: proxies that append to X-Forwarded-For (PATCHBAY_PROXY_HOPS; default 1)
   --max-body SIZE       Largest webhook body (PATCHBAY_MAX_BODY; default 1mb)
   --inbound-rate RATE   Deliveries per sender address (PATCHBAY_INBOUND_RATE; default 100/s,burst=200)
   --retention DURATION  Purge runs finished longer ago, hourly (PATCHBAY_RETENTION; default 30d; "off")
@@ -59,6 +60,7 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
     'tls-key': { type: 'string' },
     'public-url': { type: 'string' },
     'trust-proxy': { type: 'boolean' },
+    'proxy-hops': { type: 'string' },
     'max-body': { type: 'string' },
     'inbound-rate': { type: 'string' },
     retention: { type: 'string' },
@@ -100,6 +102,7 @@ export async function runServe(argv: readonly string[], io: CliIO): Promise<numb
       inboundRate: config.inboundRate,
       publicUrl: config.publicUrl,
       trustProxy: config.trustProxy,
+      proxyHops: config.proxyHops,
       retentionMs: config.retentionMs,
       sandbox: config.sandbox,
     });

@@ -21,6 +21,7 @@ export interface ServeFlags {
   readonly 'tls-key'?: string | undefined;
   readonly 'public-url'?: string | undefined;
   readonly 'trust-proxy'?: boolean | undefined;
+  readonly 'proxy-hops'?: string | undefined;
   readonly 'max-body'?: string | undefined;
   readonly 'inbound-rate'?: string | undefined;
   readonly retention?: string | undefined;
@@ -37,6 +38,8 @@ export interface ServeConfig {
   readonly tls: { readonly cert: Buffer; readonly key: Buffer } | undefined;
   readonly publicUrl: URL | undefined;
   readonly trustProxy: boolean;
+  /** Proxies in front of the daemon that append to X-Forwarded-For (the sender is that many entries from the right). */
+  readonly proxyHops: number;
   readonly maxBodyBytes: number;
   readonly inboundRate: BucketSpec;
   readonly retentionMs: number | undefined;
@@ -122,6 +125,10 @@ export function readServeConfig(flags: ServeFlags, positionals: readonly string[
   const trustProxyEnv = env.PATCHBAY_TRUST_PROXY;
   const trustProxy = flags['trust-proxy'] === true || trustProxyEnv === '1' || trustProxyEnv === 'true';
 
+  const hops = pick(flags['proxy-hops'], env, 'PATCHBAY_PROXY_HOPS');
+  const proxyHops = hops.value === undefined ? 1 : Number(hops.value);
+  if (!Number.isInteger(proxyHops) || proxyHops < 1 || proxyHops > 10) throw bad(`${hops.label} must be a number of proxies from 1 to 10, not "${hops.value}"`);
+
   const body = pick(flags['max-body'], env, 'PATCHBAY_MAX_BODY');
   const maxBodyBytes = body.value === undefined ? 1024 * 1024 : parseSizeBytes(body.value);
   if (maxBodyBytes === undefined || maxBodyBytes < 1024 || maxBodyBytes > 64 * 1024 * 1024) throw bad(`${body.label} must be a size from 1kb to 64mb (such as 1mb), not "${body.value}"`);
@@ -152,6 +159,7 @@ export function readServeConfig(flags: ServeFlags, positionals: readonly string[
     tls,
     publicUrl,
     trustProxy,
+    proxyHops,
     maxBodyBytes,
     inboundRate,
     retentionMs,

@@ -56,6 +56,8 @@ export interface DaemonOptions {
   readonly inboundRate?: BucketSpec;
   readonly publicUrl?: URL | undefined;
   readonly trustProxy?: boolean;
+  /** With `trustProxy`, how many proxies append to X-Forwarded-For. @default 1 */
+  readonly proxyHops?: number;
   /** Finished runs older than this are purged hourly; undefined keeps everything. */
   readonly retentionMs?: number | undefined;
   /** Secret sources other than `env` (the sandbox's generated values). */
@@ -185,6 +187,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Daem
       inboundRate: options.inboundRate,
       publicUrl: options.publicUrl,
       trustProxy: options.trustProxy,
+      proxyHops: options.proxyHops,
       tls: options.tls !== undefined,
       clock,
       logger,

@@ -69,6 +69,8 @@ export interface IngressOptions {
   readonly publicUrl?: URL | undefined;
   /** Take the sender's address and the URL's scheme and host from `X-Forwarded-*` (behind a proxy). @default false */
   readonly trustProxy?: boolean;
+  /** With `trustProxy`: how many proxies append to X-Forwarded-For (a CDN and a load balancer: 2). @default 1 */
+  readonly proxyHops?: number;
   /** Whether the server itself speaks TLS (the URL's scheme when there is no public URL). @default false */
   readonly tls?: boolean;
   readonly clock?: Clock;
@@ -307,7 +309,7 @@ export class WebhookIngress {
     if (this.options.trustProxy === true) {
       // The proxy appends the address it saw on the right; anything left of it is the client's
       // own claim, and a client choosing its address would choose a fresh rate-limit bucket.
-      const forwarded = lastForwarded(req.headers['x-forwarded-for']);
+      const forwarded = forwardedByHop(req.headers['x-forwarded-for'], this.options.proxyHops ?? 1);
       if (forwarded !== undefined) return forwarded;
     }
     return req.socket.remoteAddress ?? 'unknown';
@@ -347,9 +349,18 @@ function tooLarge(limit: number): PatchbayError {
 
 /** The value the nearest proxy added to an `X-Forwarded-*` header: the last of its list. */
 function lastForwarded(value: string | string[] | undefined): string | undefined {
+  return forwardedByHop(value, 1);
+}
+
+/**
+ * The entry `hops` from the right of an `X-Forwarded-*` list: what the outermost of `hops`
+ * trusted proxies saw. Undefined when the list is shorter (a request that bypassed a proxy).
+ */
+function forwardedByHop(value: string | string[] | undefined, hops: number): string | undefined {
   const joined = Array.isArray(value) ? value.join(',') : value;
-  const last = joined?.split(',').pop()?.trim();
-  return last === undefined || last === '' ? undefined : last;
+  if (joined === undefined) return undefined;
+  const entries = joined.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  return entries.length < hops ? undefined : entries[entries.length - hops];
 }
 
 /** Lower-case header names; a repeated header's values joined with ", " (raw headers keep repeats apart). */

@@ -19,9 +19,9 @@ describe('serve configuration', () => {
   });
 
   it('reads every setting from the environment, and flags win over it', () => {
-    const env = { PORT: '9090', PATCHBAY_HOST: '127.0.0.2', PATCHBAY_DIR: 'manifests', PATCHBAY_MAX_BODY: '2mb', PATCHBAY_INBOUND_RATE: '6000/1m,burst=500', PATCHBAY_RETENTION: 'off', PATCHBAY_LOG_LEVEL: 'debug', PATCHBAY_LOG_FORMAT: 'json', PATCHBAY_DRAIN_TIMEOUT: '30s', PATCHBAY_PUBLIC_URL: 'https://hooks.example.com/pb', PATCHBAY_TRUST_PROXY: '1' };
+    const env = { PORT: '9090', PATCHBAY_HOST: '127.0.0.2', PATCHBAY_DIR: 'manifests', PATCHBAY_MAX_BODY: '2mb', PATCHBAY_INBOUND_RATE: '6000/1m,burst=500', PATCHBAY_RETENTION: 'off', PATCHBAY_LOG_LEVEL: 'debug', PATCHBAY_LOG_FORMAT: 'json', PATCHBAY_DRAIN_TIMEOUT: '30s', PATCHBAY_PUBLIC_URL: 'https://hooks.example.com/pb', PATCHBAY_TRUST_PROXY: '1', PATCHBAY_PROXY_HOPS: '2' };
     const fromEnv = readServeConfig({}, [], env, '/tmp');
-    expect(fromEnv).toMatchObject({ paths: ['manifests'], port: 9090, host: '127.0.0.2', maxBodyBytes: 2 * 1024 * 1024, inboundRate: { requests: 6000, perMs: 60_000, burst: 500 }, retentionMs: undefined, logLevel: 'debug', logFormat: 'json', drainTimeoutMs: 30_000, trustProxy: true });
+    expect(fromEnv).toMatchObject({ paths: ['manifests'], port: 9090, host: '127.0.0.2', maxBodyBytes: 2 * 1024 * 1024, inboundRate: { requests: 6000, perMs: 60_000, burst: 500 }, retentionMs: undefined, logLevel: 'debug', logFormat: 'json', drainTimeoutMs: 30_000, trustProxy: true, proxyHops: 2 });
     expect(fromEnv.publicUrl?.href).toBe('https://hooks.example.com/pb');
     const flagged = readServeConfig({ port: '0', dir: ['a', 'b'], 'max-body': '64kb' }, [], env, '/tmp');
     expect(flagged).toMatchObject({ port: 0, paths: ['a', 'b'], maxBodyBytes: 64 * 1024 });
@@ -42,6 +42,7 @@ describe('serve configuration', () => {
     expect(refusal(() => readServeConfig({ 'tls-cert': '/nonexistent/c.pem', 'tls-key': '/nonexistent/k.pem' }, [], {}, '/tmp')).message).toMatch(/cannot read \/nonexistent\/c\.pem \(ENOENT\)/);
     expect(refusal(() => readServeConfig({}, [], { PATCHBAY_PUBLIC_URL: 'https://user:pw@example.com/?a=1' }, '/tmp')).message).not.toContain('pw');
     expect(refusal(() => readServeConfig({ 'log-level': 'loud' }, [], {}, '/tmp')).message).toMatch(/debug, info, warn, error/);
+    expect(refusal(() => readServeConfig({}, [], { PATCHBAY_PROXY_HOPS: '0' }, '/tmp')).message).toMatch(/^PATCHBAY_PROXY_HOPS must be a number of proxies/);
   });
 
   it('parses sizes and rates', () => {

@@ -330,6 +330,17 @@ ${ledgerConnection(sink)}  trigger:
     expect((await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret), 'x-forwarded-for': '192.0.2.8' })).status).toBe(202);
   });
 
+  it('behind two proxies, takes the sender from the second entry from the right', async () => {
+    const { test, secret } = await ledgerDaemon({ daemon: { trustProxy: true, proxyHops: 2, inboundRate: { requests: 1, perMs: 60_000, burst: 2 } } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      const body = event(`evt_hops_${i}`);
+      // The client's claim, what the CDN saw (the real sender), and the CDN edge the load balancer saw.
+      statuses.push((await postHook(test.url, 'ledger-hooks', body, { 'ledger-signature': ledgerSignature(body, secret), 'x-forwarded-for': `10.9.9.${i}, 198.51.100.7, 203.0.113.${i}` })).status);
+    }
+    expect(statuses).toEqual([202, 202, 429, 429]);
+  });
+
   it('answers malformed percent-encoding 404, an aborted upload without an error-level line, and refuses an oversized Expect: 100-continue before the body', async () => {
     const { test } = await ledgerDaemon();
     for (const path of ['/hooks/%E0%A4%A', '/hooks/%', '/hooks/ledger-hooks%']) {
