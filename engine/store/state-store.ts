@@ -357,6 +357,21 @@ export interface StateStore {
   getCursor(integration: string): Promise<string | undefined>;
   setCursor(integration: string, cursor: string, now: number): Promise<void>;
 
+  /**
+   * Takes or keeps the trigger lease of `integration` for `owner` until `now + leaseMs`, so that of
+   * several daemons sharing this store only one polls an integration or fires its schedule at a
+   * time. True when `owner` holds the lease after the call: it was free, `owner` already held it
+   * (renewed, even when it had run out meanwhile), or the holder's lease had run out
+   * (`expiresAt <= now`: taken over). False, changing nothing, while another owner's lease runs.
+   * One transaction: of any number of concurrent calls for one integration, at most one answers
+   * true until that lease runs out. `leaseMs` is a positive number of milliseconds (RangeError
+   * otherwise).
+   */
+  acquireTriggerLease(integration: string, owner: string, now: number, leaseMs: number): Promise<boolean>;
+
+  /** Ends `owner`'s trigger lease of `integration` at once; does nothing when another owner holds it (it took the lease over) or nobody does. */
+  releaseTriggerLease(integration: string, owner: string): Promise<void>;
+
   /** Closes the database; pending writes are flushed. */
   close(): Promise<void>;
 }

@@ -809,6 +809,61 @@ export function describeStateStoreContract(name: string, open: OpenStateStore): 
       });
     });
 
+    describe('trigger leases', () => {
+      const triggerLeaseMs = 120_000;
+
+      it('takes a free lease, renews it for its holder, refuses it to another until it runs out, then hands it over', async () => {
+        const store = await openStore();
+        expect(await store.acquireTriggerLease('orders', 'daemon-a', t0, triggerLeaseMs)).toBe(true);
+        expect(await store.acquireTriggerLease('orders', 'daemon-b', t0 + 1, triggerLeaseMs)).toBe(false);
+        // Another integration's lease is its own.
+        expect(await store.acquireTriggerLease('refunds', 'daemon-b', t0 + 1, triggerLeaseMs)).toBe(true);
+        // Renewed at t0 + 100 s: now held until t0 + 220 s, not t0 + 120 s.
+        expect(await store.acquireTriggerLease('orders', 'daemon-a', t0 + 100_000, triggerLeaseMs)).toBe(true);
+        expect(await store.acquireTriggerLease('orders', 'daemon-b', t0 + triggerLeaseMs, triggerLeaseMs)).toBe(false);
+        expect(await store.acquireTriggerLease('orders', 'daemon-b', t0 + 220_000 - 1, triggerLeaseMs)).toBe(false);
+        // Run out (a holder that died): taken over, and the old holder is now refused.
+        expect(await store.acquireTriggerLease('orders', 'daemon-b', t0 + 220_000, triggerLeaseMs)).toBe(true);
+        expect(await store.acquireTriggerLease('orders', 'daemon-a', t0 + 220_001, triggerLeaseMs)).toBe(false);
+        // A holder whose lease ran out while nobody took it keeps it.
+        expect(await store.acquireTriggerLease('refunds', 'daemon-b', t0 + 10 * triggerLeaseMs, triggerLeaseMs)).toBe(true);
+        await expect(store.acquireTriggerLease('orders', 'daemon-a', t0, 0)).rejects.toThrow(RangeError);
+      });
+
+      it('releases only its own lease, and a released lease is free at once', async () => {
+        const store = await openStore();
+        expect(await store.acquireTriggerLease('orders', 'daemon-a', t0, triggerLeaseMs)).toBe(true);
+        await store.releaseTriggerLease('orders', 'daemon-b');
+        await store.releaseTriggerLease('refunds', 'daemon-a');
+        expect(await store.acquireTriggerLease('orders', 'daemon-b', t0 + 1, triggerLeaseMs)).toBe(false);
+        await store.releaseTriggerLease('orders', 'daemon-a');
+        expect(await store.acquireTriggerLease('orders', 'daemon-b', t0 + 2, triggerLeaseMs)).toBe(true);
+        // The old holder, taken over, releasing late: the new holder keeps it.
+        await store.releaseTriggerLease('orders', 'daemon-a');
+        expect(await store.acquireTriggerLease('orders', 'daemon-a', t0 + 3, triggerLeaseMs)).toBe(false);
+      });
+
+      it('gives the lease to exactly one of two stores on the same database racing for it', async () => {
+        const first = await openStore();
+        const second = await openStore();
+        const winners: string[] = [];
+        for (let round = 0; round < 50; round += 1) {
+          // Even rounds race to insert a new integration's lease, odd ones to take over one that ran out.
+          const integration = round % 2 === 0 ? `new_${round}` : 'shared';
+          const now = t0 + round * triggerLeaseMs;
+          const contenders = round % 4 < 2 ? [[first, 'first'], [second, 'second']] as const : [[second, 'second'], [first, 'first']] as const;
+          const held = await Promise.all(contenders.map(([store, owner]) => store.acquireTriggerLease(integration, owner, now, triggerLeaseMs)));
+          expect(held.filter(Boolean), `round ${round}: ${JSON.stringify(held)}`).toHaveLength(1);
+          const winner = contenders[held.indexOf(true)]![1];
+          winners.push(winner);
+          // The loser stays refused while the winner's lease runs.
+          const loser = contenders.find(([, owner]) => owner !== winner)!;
+          expect(await loser[0].acquireTriggerLease(integration, loser[1], now + triggerLeaseMs - 1, triggerLeaseMs)).toBe(false);
+        }
+        expect(winners).toHaveLength(50);
+      });
+    });
+
     describe('reopening', () => {
       it('finds everything again after close and reopen, and still deduplicates', async () => {
         const store = await openStore();

@@ -173,4 +173,18 @@ CREATE INDEX runs_timers ON runs (available_at) WHERE NOT blocked AND NOT key_pe
 CREATE INDEX runs_key_pending ON runs (integration, seq) WHERE key_pending;
 `,
   },
+  {
+    version: 3,
+    name: 'trigger-leases',
+    // Which daemon polls an integration or fires its schedule now, as in the SQLite store's
+    // version 4: one row per integration, taken over by another owner once `expires_at` (the
+    // callers' clock) has passed.
+    sql: `
+CREATE TABLE trigger_leases (
+  integration text COLLATE "C" PRIMARY KEY,
+  owner text COLLATE "C" NOT NULL,
+  expires_at double precision NOT NULL
+);
+`,
+  },
 ];

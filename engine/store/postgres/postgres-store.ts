@@ -801,6 +801,15 @@ export class PostgresStore implements StateStore {
     await this.run(() => query(this.pool, this.sql.upsertCursor, [integration, cursor, now]));
   }
 
+  async acquireTriggerLease(integration: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+    if (!(leaseMs > 0) || !Number.isFinite(leaseMs)) throw new RangeError(`a trigger lease lasts a positive number of milliseconds, not ${leaseMs}`);
+    return ((await this.run(() => query(this.pool, this.sql.acquireTriggerLease, [integration, owner, now, now + leaseMs]))).rowCount ?? 0) > 0;
+  }
+
+  async releaseTriggerLease(integration: string, owner: string): Promise<void> {
+    await this.run(() => query(this.pool, this.sql.releaseTriggerLease, [integration, owner]));
+  }
+
   /**
    * Waits for the operations already started, then closes every connection. Calling it again
    * waits for the same close; any other method called afterwards rejects with `PB_STATE_CLOSED`.
@@ -1082,6 +1091,15 @@ function statements(schema: string) {
     upsertCursor: `INSERT INTO ${s}.poll_cursors (integration, cursor, updated_at) VALUES ($1, $2, $3)
       ON CONFLICT (integration) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
     selectCursor: `SELECT cursor FROM ${s}.poll_cursors WHERE integration = $1`,
+    // One statement, so one transaction. Two daemons inserting a new row at once: the second
+    // waits for the first's row and then sees it as a conflict. The WHERE is checked against the
+    // latest committed row under its row lock, so two callers can never both update a lease that
+    // ran out: the second sees the first's fresh expiry. No row back: another owner holds it.
+    acquireTriggerLease: `INSERT INTO ${s}.trigger_leases AS l (integration, owner, expires_at) VALUES ($1, $2, $4)
+      ON CONFLICT (integration) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+        WHERE l.owner = excluded.owner OR l.expires_at <= $3::double precision
+      RETURNING l.owner`,
+    releaseTriggerLease: `DELETE FROM ${s}.trigger_leases WHERE integration = $1 AND owner = $2`,
   });
 }
 

@@ -166,4 +166,18 @@ CREATE INDEX runs_timers ON runs (available_at) WHERE blocked = 0 AND key_pendin
 CREATE INDEX runs_key_pending ON runs (integration, seq) WHERE key_pending = 1;
 `,
   },
+  {
+    version: 4,
+    name: 'trigger-leases',
+    // Which daemon polls an integration or fires its schedule now, when several share one state
+    // file: one row per integration, taken over by another owner once `expires_at` has passed
+    // (a holder that died never releases). Times are the callers' clock, like every other column.
+    sql: `
+CREATE TABLE trigger_leases (
+  integration TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+`,
+  },
 ];

@@ -327,6 +327,8 @@ export class SqliteStore implements StateStore {
   private readonly countQuery: Database.Statement;
   private readonly upsertCursor: Database.Statement;
   private readonly selectCursor: Database.Statement;
+  private readonly upsertTriggerLease: Database.Statement;
+  private readonly deleteTriggerLease: Database.Statement;
   private readonly upsertRevision: Database.Statement;
   private readonly selectLatestRevision: Database.Statement;
   private readonly checkpoint: Database.Statement;
@@ -485,6 +487,13 @@ export class SqliteStore implements StateStore {
     this.upsertCursor = db.prepare(`INSERT INTO poll_cursors (integration, cursor, updated_at) VALUES (?, ?, ?)
       ON CONFLICT (integration) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`);
     this.selectCursor = db.prepare('SELECT cursor FROM poll_cursors WHERE integration = ?').pluck();
+    // One statement, so one write transaction: the row is inserted, or updated only when the
+    // caller holds it already or its lease has run out; no row back means another owner holds it.
+    this.upsertTriggerLease = db.prepare(`INSERT INTO trigger_leases (integration, owner, expires_at) VALUES (@integration, @owner, @until)
+      ON CONFLICT (integration) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+        WHERE trigger_leases.owner = excluded.owner OR trigger_leases.expires_at <= @now
+      RETURNING owner`).pluck();
+    this.deleteTriggerLease = db.prepare('DELETE FROM trigger_leases WHERE integration = ? AND owner = ?');
     // Applying a revision again (a rollback to it) makes it the latest again.
     this.upsertRevision = db.prepare(`INSERT INTO revisions (id, applied_at, integrations) VALUES (?, ?, ?)
       ON CONFLICT (id) DO UPDATE SET applied_at = excluded.applied_at, integrations = excluded.integrations`);
@@ -849,6 +858,15 @@ export class SqliteStore implements StateStore {
     this.guard(() => this.upsertCursor.run(integration, cursor, now));
   }
 
+  async acquireTriggerLease(integration: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+    checkLeaseMs(leaseMs);
+    return this.guard(() => this.upsertTriggerLease.get({ integration, owner, now, until: now + leaseMs }) !== undefined);
+  }
+
+  async releaseTriggerLease(integration: string, owner: string): Promise<void> {
+    this.guard(() => this.deleteTriggerLease.run(integration, owner));
+  }
+
   /**
    * Commits any `acceptEvents` still waiting for their batch, folds the WAL back into the database
    * file and truncates it (so no purged row survives in an old WAL frame), and closes. Calling it
@@ -905,6 +923,11 @@ function keyPendingOf(event: NewEvent): 0 | 1 {
   if (event.keyPending !== true) return 0;
   if (event.orderKey !== undefined) throw new RangeError(`event ${JSON.stringify(event.eventKey)}: an event has either an orderKey or keyPending, not both`);
   return 1;
+}
+
+/** A trigger lease's length must be a positive, finite number of milliseconds. */
+function checkLeaseMs(leaseMs: number): void {
+  if (!(leaseMs > 0) || !Number.isFinite(leaseMs)) throw new RangeError(`a trigger lease lasts a positive number of milliseconds, not ${leaseMs}`);
 }
 
 function toJson(value: unknown): string | null {
