@@ -232,6 +232,8 @@ export const codes = {
   PB_SEND_TIMEOUT: entry('error', 'The run did not finish within `--timeout`; it goes on in the daemon: follow it with `patchbay runs show <run-id>`.', 'transient'),
   // Webhook schemes that fetch their keys: Plaid, Amazon SNS (issue 5, helper H).
   PB_WEBHOOK_KEY_UNAVAILABLE: entry('error', "A webhook delivery's verification key could not be fetched (Plaid's `/webhook_verification_key/get` or an SNS signing certificate: network failure, timeout, a 5xx, or fetches throttled); answered 503 so the sender delivers it again.", 'transient'),
+  // Trigger leases: several daemons sharing one state store (issue 5, helper L).
+  PB_TRIGGER_LEASE_LOST: entry('error', "A poll ran past its trigger lease and another daemon took the integration over: this daemon stopped before saving its cursor, and the new holder continues from the last saved one (items are deduplicated by id). Raise the scheduler's `leaseMs` if a page takes longer than the lease.", 'transient'),
 } as const satisfies Record<string, CodeEntry>;
 
 export type Code = keyof typeof codes;
