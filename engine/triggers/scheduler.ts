@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { PatchbayError } from '../diag/errors.js';
 import type { SubmittedEvent } from '../executor/executor.js';
 import type { ExecutionPlan, IntegrationPlan } from '../executor/plan.js';
@@ -27,6 +29,15 @@ import { parseTriggerState, serializeTriggerState, type TriggerState } from './t
  * A job never runs twice at once: a tick that comes while its poll still runs is coalesced into
  * one poll right after it. Failures are logged, reported and retried at the next tick; one
  * job's failure does not touch the others.
+ *
+ * Several daemons may share one store (one PostgreSQL database, one SQLite file): each schedules
+ * every job, and before a job runs it takes the integration's trigger lease in the store (as
+ * `owner`, for `leaseMs`), renews it before each page's cursor is saved, and releases it after.
+ * A daemon that finds the lease held by another skips the tick quietly (the holder handles it)
+ * and looks again after `retryDelayMs`, with the tick still counting as on time, so a holder that
+ * died is taken over once its lease runs out. The state is read again after the lease is taken,
+ * so each daemon continues from where the previous holder left the cursor. A poll that outlives
+ * its lease and finds it taken over stops before saving (`PB_TRIGGER_LEASE_LOST`).
  */
 
 /** What one poll did, for metrics. */
@@ -95,6 +106,18 @@ export interface TriggerSchedulerOptions {
   /** Wait before retrying a job whose state could not be read. @default 30_000 */
   readonly retryDelayMs?: number;
   readonly mappingLimits?: MappingLimits;
+  /**
+   * This scheduler's identity in trigger leases: unique among the daemons sharing the store (the
+   * executor's `owner` does). @default `<host>/<pid>/<random UUID>`
+   */
+  readonly owner?: string;
+  /**
+   * How long a trigger lease lasts without renewal: longer than one page of a listing takes
+   * (with its retries), since it is renewed page by page. A daemon that dies holding it blocks
+   * the integration's triggers on the other daemons for at most this long.
+   * @default 120_000
+   */
+  readonly leaseMs?: number;
 }
 
 interface Job {
@@ -133,6 +156,8 @@ export class TriggerScheduler {
   private readonly maxPagesPerPoll: number;
   private readonly retryDelayMs: number;
   private readonly mappingLimits: MappingLimits | undefined;
+  private readonly owner: string;
+  private readonly leaseMs: number;
   private jobs = new Map<string, Job>();
   private readonly inFlight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
@@ -151,6 +176,9 @@ export class TriggerScheduler {
     this.maxPagesPerPoll = options.maxPagesPerPoll ?? 100;
     this.retryDelayMs = options.retryDelayMs ?? 30_000;
     this.mappingLimits = options.mappingLimits;
+    this.owner = options.owner ?? `${hostname()}/${process.pid}/${randomUUID()}`;
+    this.leaseMs = options.leaseMs ?? 120_000;
+    if (!(this.leaseMs > 0) || !Number.isFinite(this.leaseMs)) throw new RangeError(`leaseMs must be a positive number of milliseconds, not ${this.leaseMs}`);
   }
 
   /**
@@ -333,10 +361,51 @@ export class TriggerScheduler {
     }
   }
 
+  /** Runs a due job under its trigger lease (see the module comment). */
   private async runJob(job: Job): Promise<void> {
     job.coalescedLogged = false;
+    let held: boolean;
+    try {
+      held = await this.store.acquireTriggerLease(job.integration, this.owner, this.clock.now(), this.leaseMs);
+    } catch (error) {
+      this.failed(job, asPatchbayError(error), 'could not take the trigger lease; the tick is tried again shortly', { retryInMs: this.retryDelayMs });
+      this.lookAgain(job);
+      return;
+    }
+    if (!held) {
+      this.logger.log('debug', 'another daemon holds this trigger and handles the tick', { integration: job.integration, retryInMs: this.retryDelayMs });
+      this.lookAgain(job);
+      return;
+    }
+    try {
+      await this.runHeld(job);
+    } finally {
+      try {
+        await this.store.releaseTriggerLease(job.integration, this.owner);
+      } catch (error) {
+        // Harmless: the lease runs out by itself, and this daemon renews it if it is due again first.
+        const failure = asPatchbayError(error);
+        this.logger.log('warn', 'could not release the trigger lease; it runs out by itself', { integration: job.integration, code: failure.code, error: failure.message });
+      }
+    }
+  }
+
+  /**
+   * A due tick left to another attempt (the lease is held elsewhere, or could not be taken): look
+   * again after `retryDelayMs` (or at the next tick, if sooner), and still count the tick as on
+   * time then, so that a holder that died without handling it is not turned into a missed tick.
+   */
+  private lookAgain(job: Job): void {
+    const now = this.clock.now();
+    const last = job.state!.lastTickMs;
+    const latest = job.schedule!.latest(now);
+    if (latest !== undefined && latest > last) job.retryTickMs = latest;
+    job.dueAt = Math.min(now + this.retryDelayMs, this.nextDue(job, Math.max(last, now)) ?? Number.POSITIVE_INFINITY);
+  }
+
+  private async runHeld(job: Job): Promise<void> {
     const schedule = job.schedule!;
-    // Another process may have moved the state (several daemons on one PostgreSQL database).
+    // Read under the lease: another daemon may have moved the state since this one last read it.
     try {
       job.state = (await this.readState(job)) ?? job.state!;
     } catch (error) {
@@ -349,6 +418,8 @@ export class TriggerScheduler {
     const last = job.state!.lastTickMs;
     const latest = schedule.latest(now);
     if (latest === undefined || latest <= last) {
+      // Handled already (by another daemon, while this one waited for the lease).
+      job.retryTickMs = undefined;
       job.dueAt = this.nextDue(job, Math.max(last, now));
       return;
     }
@@ -367,6 +438,8 @@ export class TriggerScheduler {
       if (job.kind === 'schedule') await this.fireTick(job, latest, missedTicks);
       else await this.poll(job, latest);
     }
+    // A poll's failure waits for the next tick; only a schedule tick is retried sooner.
+    if (job.kind === 'poll') job.retryTickMs = undefined;
     // From the tick handled: a tick that passed while a slow poll ran is due at once (coalesced).
     const next = this.nextDue(job, Math.max(job.state!.lastTickMs, latest));
     // A tick that could not be fired is tried again soon, not left to the next tick (which would
@@ -423,7 +496,7 @@ export class TriggerScheduler {
       target: job.poll!,
       state: job.state!,
       tickMs,
-      store: this.store,
+      store: this.renewingStore(job),
       submit: this.submit,
       clock: this.clock,
       logger: this.logger,
@@ -450,6 +523,29 @@ export class TriggerScheduler {
     job.error = undefined;
     this.logger.log('info', 'polled', { ...report, older: outcome.older, withoutId: outcome.withoutId, finished: outcome.finished });
     this.onPoll?.({ ...report, outcome: outcome.finished ? 'succeeded' : 'partial' });
+  }
+
+  /**
+   * The store as one poll sees it: every cursor write first renews the trigger lease, and is
+   * refused with `PB_TRIGGER_LEASE_LOST` when another daemon has taken it over (this poll outlived
+   * its lease), so the two never race on the cursor: this one stops, the new holder goes on from
+   * the last cursor saved.
+   */
+  private renewingStore(job: Job): StateStore {
+    const store = this.store;
+    const setCursor = async (integration: string, cursor: string, now: number): Promise<void> => {
+      if (!(await store.acquireTriggerLease(job.integration, this.owner, now, this.leaseMs))) {
+        throw new PatchbayError('PB_TRIGGER_LEASE_LOST', `another daemon took over the trigger of ${job.integration} while this one polled it (the lease of ${this.leaseMs} ms ran out): it continues from the last saved cursor`);
+      }
+      await store.setCursor(integration, cursor, now);
+    };
+    return new Proxy(store, {
+      get: (target, name) => {
+        if (name === 'setCursor') return setCursor;
+        const value: unknown = Reflect.get(target, name, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
   }
 
   private failed(job: Job, failure: PatchbayError, message: string, fields: Record<string, unknown> = {}): void {

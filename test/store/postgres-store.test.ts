@@ -102,6 +102,20 @@ describe.skipIf(postgresTestUrl === undefined)('PostgreSQL store', () => {
         expect(await schemas.query(appliedSql)).toEqual(applied);
       });
 
+      it('upgrades a version-2 schema to trigger leases, keeping its cursors', async () => {
+        const schema = schemas.fresh();
+        const current = await open(schema);
+        await current.setCursor('orders', 'c1', t0);
+        await current.close();
+        await schemas.query(`DROP TABLE "${schema}".trigger_leases; DELETE FROM "${schema}".schema_migrations WHERE version >= 3`);
+
+        const upgraded = await open(schema, { clock: new ManualClock(t0 + 1_000) });
+        expect(await schemas.query(`SELECT version, applied_at FROM "${schema}".schema_migrations WHERE version = 3`)).toEqual([{ version: 3, applied_at: t0 + 1_000 }]);
+        expect(await upgraded.getCursor('orders')).toBe('c1');
+        expect(await upgraded.acquireTriggerLease('orders', 'daemon-a', t0, 1_000)).toBe(true);
+        expect(await upgraded.acquireTriggerLease('orders', 'daemon-b', t0 + 1, 1_000)).toBe(false);
+      });
+
       it('applies the migrations once when several stores open a new schema at the same moment', async () => {
         const schema = schemas.fresh();
         const stores = await Promise.all(Array.from({ length: 4 }, () => open(schema, { poolSize: 2 })));

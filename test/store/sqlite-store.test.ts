@@ -44,6 +44,9 @@ const undoKeyPending = `DROP INDEX runs_key_pending; DROP INDEX runs_ready; DROP
   CREATE INDEX runs_ready ON runs (integration, status, seq, available_at) WHERE blocked = 0 AND status IN ('queued', 'retrying');
   CREATE INDEX runs_timers ON runs (available_at) WHERE blocked = 0 AND status IN ('queued', 'retrying');`;
 
+/** Migration 4 undone: a version-3 database. */
+const undoTriggerLeases = 'DROP TABLE trigger_leases;';
+
 /** Reads a table of the database file directly, as another program would. */
 function readRaw<T>(file: string, sql: string): T[] {
   const db = new Database(file, { readonly: true });
@@ -111,7 +114,7 @@ describe('SqliteStore', () => {
       const [old] = await current.acceptEvents([event(1)]);
       await current.close();
       const raw = new Database(file);
-      raw.exec(`${undoKeyPending} ALTER TABLE runs DROP COLUMN step_count; DELETE FROM schema_migrations WHERE version >= 2`);
+      raw.exec(`${undoTriggerLeases} ${undoKeyPending} ALTER TABLE runs DROP COLUMN step_count; DELETE FROM schema_migrations WHERE version >= 2`);
       raw.close();
 
       const upgraded = await open({ clock: new ManualClock(t0 + 1_000) });
@@ -128,7 +131,7 @@ describe('SqliteStore', () => {
       const [old] = await current.acceptEvents([event(1, { orderKey: 'k' })]);
       await current.close();
       const raw = new Database(file);
-      raw.exec(`${undoKeyPending} DELETE FROM schema_migrations WHERE version >= 3`);
+      raw.exec(`${undoTriggerLeases} ${undoKeyPending} DELETE FROM schema_migrations WHERE version >= 3`);
       raw.close();
 
       const upgraded = await open();
@@ -137,6 +140,21 @@ describe('SqliteStore', () => {
       expect((await upgraded.getRun(pending!.runId))?.keyPending).toBe(true);
       const claimed = await upgraded.claimRuns({ owner: 'w', now: t0 + 10_000, leaseMs: 1_000, capacity: new Map([['orders', 10]]) });
       expect(claimed.map((run) => run.run.id)).toEqual([old!.runId]);
+    });
+
+    it('upgrades a version-3 database to trigger leases, keeping its cursors', async () => {
+      const current = await open();
+      await current.setCursor('orders', 'c1', t0);
+      await current.close();
+      const raw = new Database(file);
+      raw.exec(`${undoTriggerLeases} DELETE FROM schema_migrations WHERE version >= 4`);
+      raw.close();
+
+      const upgraded = await open({ clock: new ManualClock(t0 + 1_000) });
+      expect(readRaw<{ version: number; applied_at: number }>(file, 'SELECT version, applied_at FROM schema_migrations WHERE version = 4')).toEqual([{ version: 4, applied_at: t0 + 1_000 }]);
+      expect(await upgraded.getCursor('orders')).toBe('c1');
+      expect(await upgraded.acquireTriggerLease('orders', 'daemon-a', t0, 1_000)).toBe(true);
+      expect(await upgraded.acquireTriggerLease('orders', 'daemon-b', t0 + 1, 1_000)).toBe(false);
     });
 
     it('refuses a database migrated by a newer Patchbay, naming both versions, and leaves it alone', async () => {

@@ -159,13 +159,14 @@ ${extra}`;
 /**
  * A project on disk (integrations validated, planned) with a SQLite store and the trigger
  * scheduler on a `ManualClock` without timers. `restart` stops the scheduler and closes the
- * store, then opens both again from the same files: what a daemon restart does.
+ * store, then opens both again from the same files: what a daemon restart does. A world made
+ * with `shareWith` is a second daemon on the first one's folder and state file.
  */
 export class TriggerWorld {
   readonly logger = new MemoryLogger();
   readonly polls: PollReport[] = [];
   readonly ticks: TickReport[] = [];
-  readonly dir = makeTempDir('triggers');
+  readonly dir: string;
   store!: StateStore;
   plan!: ExecutionPlan;
   scheduler!: TriggerScheduler;
@@ -177,7 +178,10 @@ export class TriggerWorld {
     private readonly integrations: Record<string, string>,
     private readonly clock: Clock,
     private readonly options: Partial<TriggerSchedulerOptions> = {},
-  ) {}
+    shareWith?: TriggerWorld,
+  ) {
+    this.dir = shareWith?.dir ?? makeTempDir('triggers');
+  }
 
   get stateFile(): string {
     return join(this.dir, 'state.db');
