@@ -368,7 +368,12 @@ export class TriggerScheduler {
     try {
       held = await this.store.acquireTriggerLease(job.integration, this.owner, this.clock.now(), this.leaseMs);
     } catch (error) {
-      this.failed(job, asPatchbayError(error), 'could not take the trigger lease; the tick is tried again shortly', { retryInMs: this.retryDelayMs });
+      const failure = asPatchbayError(error);
+      this.failed(job, failure, 'could not take the trigger lease; the tick is tried again shortly', { retryInMs: this.retryDelayMs });
+      const tickMs = job.schedule!.latest(this.clock.now()) ?? this.clock.now();
+      const scheduledAt = new Date(tickMs).toISOString();
+      if (job.kind === 'schedule') this.onTick?.({ integration: job.integration, outcome: 'failed', scheduledAt, missedTicks: 0, accepted: false, code: failure.code });
+      else this.onPoll?.({ integration: job.integration, outcome: 'failed', scheduledAt, pages: 0, items: 0, accepted: 0, duplicates: 0, durationMs: 0, code: failure.code });
       this.lookAgain(job);
       return;
     }

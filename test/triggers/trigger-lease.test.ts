@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { PatchbayError } from '../../engine/diag/errors.js';
 import { ManualClock } from '../../engine/lib/clock.js';
 import { pollIntegration, scheduleIntegration, ticket, TicketApi, TriggerWorld } from './trigger-harness.js';
 
@@ -199,15 +200,17 @@ describe('trigger leases between daemons sharing a state file', () => {
     const store = b.store;
     const realAcquire = store.acquireTriggerLease.bind(store);
     let failures = 1;
-    store.acquireTriggerLease = (...args) => (failures-- > 0 ? Promise.reject(Object.assign(new Error('disk I/O error'), { code: 'EIO' })) : realAcquire(...args));
+    store.acquireTriggerLease = (...args) => (failures-- > 0 ? Promise.reject(new PatchbayError('PB_STATE_UNAVAILABLE', 'the state database dropped the connection')) : realAcquire(...args));
     clock.set(Date.UTC(2026, 10, 24, 8, 0, 1));
     await b.scheduler.runDue();
     expect(await b.keys('digest')).toEqual([]);
     expect(b.logger.lines.some((line) => line.level === 'error' && line.message.includes('could not take the trigger lease'))).toBe(true);
-    expect(b.scheduler.status()[0]).toMatchObject({ consecutiveFailures: 1, nextRunAt: '2026-11-24T08:00:31.000Z' });
+    expect(b.scheduler.status()[0]).toMatchObject({ consecutiveFailures: 1, nextRunAt: '2026-11-24T08:00:31.000Z', error: { code: 'PB_STATE_UNAVAILABLE' } });
+    expect(b.ticks).toMatchObject([{ outcome: 'failed', scheduledAt: '2026-11-24T08:00:00.000Z', code: 'PB_STATE_UNAVAILABLE' }]);
     clock.set(Date.UTC(2026, 10, 24, 8, 0, 31));
     await b.scheduler.runDue();
     expect(await b.keys('digest')).toEqual(['tick:2026-11-24T08:00:00.000Z']);
     expect(b.scheduler.status()[0]).toMatchObject({ consecutiveFailures: 0 });
+    expect(b.ticks.map((tick) => tick.outcome)).toEqual(['failed', 'fired']);
   });
 });
