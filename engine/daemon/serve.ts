@@ -225,6 +225,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Daem
     triggers = await startTriggers({
       plan,
       store,
+      // One identity per daemon process: with several daemons on one store, the lease holder polls.
+      owner: executor.owner,
       submit: (events) => executor.submit(events),
       clock,
       logger,
