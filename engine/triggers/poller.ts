@@ -5,7 +5,7 @@ import type { Logger } from '../lib/log.js';
 import { evaluateMapping, type CompiledMapping, type MappingLimits } from '../mapping/evaluate.js';
 import type { ProviderConnection } from '../providers/connection.js';
 import { readPath } from '../providers/paths.js';
-import type { AcceptedEvent, StateStore } from '../store/state-store.js';
+import type { AcceptedEvent } from '../store/state-store.js';
 import type { PollTrigger } from '../types/integration.generated.js';
 import { compareCursorValues, isCursorValue, serializeTriggerState, type TriggerState } from './trigger-state.js';
 
@@ -38,7 +38,12 @@ export interface PollOptions {
   readonly state: TriggerState;
   /** The tick this poll is for (ms). */
   readonly tickMs: number;
-  readonly store: StateStore;
+  /**
+   * Persists the trigger's state (the store's `setCursor` for this integration, and whatever the
+   * caller must check first: the scheduler renews its lease there). Called after each page's
+   * events are committed.
+   */
+  readonly saveState: (state: string, now: number) => Promise<void>;
   readonly submit: (events: readonly SubmittedEvent[]) => Promise<readonly AcceptedEvent[]>;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -78,7 +83,7 @@ export interface PollOutcome {
  * poll lists again from the cursor instead of failing forever.
  */
 export async function pollListing(options: PollOptions): Promise<PollOutcome> {
-  const { target, store, clock, logger } = options;
+  const { target, saveState, clock, logger } = options;
   const { trigger } = target;
   const cursor = trigger.cursor;
   let state = options.state;
@@ -144,7 +149,7 @@ export async function pollListing(options: PollOptions): Promise<PollOutcome> {
         const position = page.nextInputs === undefined ? undefined : changedInputs(first, page.nextInputs);
         state = { lastTickMs: options.tickMs, value: base, high: position === undefined ? undefined : high, page: position };
       }
-      await store.setCursor(target.integration, serializeTriggerState(state), clock.now());
+      await saveState(serializeTriggerState(state), clock.now());
       if (page.last) return outcome(true, undefined);
     }
     // The page limit stopped the listing; the saved position continues it at the next poll.
@@ -156,7 +161,7 @@ export async function pollListing(options: PollOptions): Promise<PollOutcome> {
       // again next time. Items already accepted are deduplicated by id.
       state = { lastTickMs: state.lastTickMs, value: state.value };
       try {
-        await store.setCursor(target.integration, serializeTriggerState(state), clock.now());
+        await saveState(serializeTriggerState(state), clock.now());
         logger.log('warn', 'the saved page position of an unfinished listing was refused; the next poll lists again from the cursor', { integration: target.integration, code: failure.code });
       } catch (storeError) {
         // The position stays; the same refusal drops it at the next poll.

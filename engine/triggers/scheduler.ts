@@ -501,7 +501,7 @@ export class TriggerScheduler {
       target: job.poll!,
       state: job.state!,
       tickMs,
-      store: this.renewingStore(job),
+      saveState: this.leasedSave(job),
       submit: this.submit,
       clock: this.clock,
       logger: this.logger,
@@ -531,26 +531,18 @@ export class TriggerScheduler {
   }
 
   /**
-   * The store as one poll sees it: every cursor write first renews the trigger lease, and is
-   * refused with `PB_TRIGGER_LEASE_LOST` when another daemon has taken it over (this poll outlived
-   * its lease), so the two never race on the cursor: this one stops, the new holder goes on from
-   * the last cursor saved.
+   * How one poll saves its state: every write first renews the trigger lease, and is refused with
+   * `PB_TRIGGER_LEASE_LOST` when another daemon has taken it over (this poll outlived its lease),
+   * so the two never race on the cursor: this one stops, the new holder goes on from the last
+   * state saved.
    */
-  private renewingStore(job: Job): StateStore {
-    const store = this.store;
-    const setCursor = async (integration: string, cursor: string, now: number): Promise<void> => {
-      if (!(await store.acquireTriggerLease(job.integration, this.owner, now, this.leaseMs))) {
+  private leasedSave(job: Job): (state: string, now: number) => Promise<void> {
+    return async (state, now) => {
+      if (!(await this.store.acquireTriggerLease(job.integration, this.owner, now, this.leaseMs))) {
         throw new PatchbayError('PB_TRIGGER_LEASE_LOST', `another daemon took over the trigger of ${job.integration} while this one polled it (the lease of ${this.leaseMs} ms ran out): it continues from the last saved cursor`);
       }
-      await store.setCursor(integration, cursor, now);
+      await this.store.setCursor(job.integration, state, now);
     };
-    return new Proxy(store, {
-      get: (target, name) => {
-        if (name === 'setCursor') return setCursor;
-        const value: unknown = Reflect.get(target, name, target);
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    });
   }
 
   private failed(job: Job, failure: PatchbayError, message: string, fields: Record<string, unknown> = {}): void {
