@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { PatchbayError } from '../diag/errors.js';
+import { sendJson } from '../lib/http-server.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { WebhookIngress } from '../triggers/ingress.js';
 
@@ -171,10 +172,4 @@ async function route(options: DaemonServerOptions, req: IncomingMessage, res: Se
   // Drain what the client sent so the connection can be reused, without keeping it.
   req.resume();
   sendJson(res, 404, { error: { code: path.startsWith('/hooks/') ? 'PB_WEBHOOK_UNKNOWN_INTEGRATION' : 'PB_ADMIN_NOT_FOUND', message: 'no such route' } });
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
 }

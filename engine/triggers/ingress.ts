@@ -4,6 +4,7 @@ import { PatchbayError } from '../diag/errors.js';
 import type { SubmittedEvent } from '../executor/executor.js';
 import { TokenBucket, type BucketSpec } from '../executor/rate-limiter.js';
 import { systemClock, type Clock } from '../lib/clock.js';
+import { readBodyWithin, sendJson } from '../lib/http-server.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { AcceptedEvent } from '../store/state-store.js';
 import type { ProviderWebhooks } from '../types/provider.generated.js';
@@ -151,7 +152,7 @@ export class WebhookIngress {
         throw new PatchbayError('PB_WEBHOOK_RATE_LIMITED', 'too many deliveries from this address; slow down');
       }
       if (probe) {
-        this.answer(res, 200, { ok: true });
+        sendJson(res, 200, { ok: true });
         return;
       }
       const rawBody = await this.readBody(req, res);
@@ -167,7 +168,7 @@ export class WebhookIngress {
       }
       if (route.events !== 'any' && (parsed.eventType === undefined || !route.events.has(parsed.eventType))) {
         // A 2xx, or the sender would deliver it again and again.
-        this.answer(res, 200, { accepted: false, ignored: true, reason: 'event type not subscribed' });
+        sendJson(res, 200, { accepted: false, ignored: true, reason: 'event type not subscribed' });
         if (parsed.eventType === 'SubscriptionConfirmation') {
           // Nothing is delivered until someone confirms; the token is a capability, so it is not logged.
           const topic = (parsed.payload as { TopicArn?: unknown } | null)?.TopicArn;
@@ -189,10 +190,10 @@ export class WebhookIngress {
       if (accepted === undefined) throw new Error('the store accepted no event');
       if (accepted.accepted) {
         this.options.observer?.received?.(integration);
-        this.answer(res, 202, { accepted: true, runId: accepted.runId });
+        sendJson(res, 202, { accepted: true, runId: accepted.runId });
         this.logger.log('debug', 'webhook accepted', { integration, requestId, run: accepted.runId, eventType: parsed.eventType });
       } else {
-        this.answer(res, 200, { accepted: false, duplicate: true, runId: accepted.runId });
+        sendJson(res, 200, { accepted: false, duplicate: true, runId: accepted.runId });
         this.logger.log('info', 'webhook duplicate: already accepted, not run again', { integration, requestId, run: accepted.runId });
       }
     } catch (error) {
@@ -231,13 +232,7 @@ export class WebhookIngress {
       return;
     }
     if (status === 413) res.setHeader('connection', 'close');
-    this.answer(res, status, { error: { code, message } });
-  }
-
-  private answer(res: ServerResponse, status: number, body: unknown): void {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-    res.end(text);
+    sendJson(res, status, { error: { code, message } });
   }
 
   /** 0 when the sender may deliver now, else how long until it may. */
@@ -260,49 +255,15 @@ export class WebhookIngress {
     return reservation.granted ? 0 : Math.max(1, reservation.retryAtMs - now);
   }
 
-  private readBody(req: IncomingMessage, res: ServerResponse): Promise<Buffer> {
-    const limit = this.maxBodyBytes;
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      return Promise.reject(tooLarge(limit));
-    }
+  private async readBody(req: IncomingMessage, res: ServerResponse): Promise<Buffer> {
     const encoding = req.headers['content-encoding'];
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
-      return Promise.reject(new PatchbayError('PB_WEBHOOK_UNSUPPORTED_MEDIA', `Content-Encoding "${encoding.slice(0, 40)}" is not accepted; send the body uncompressed`));
+      throw new PatchbayError('PB_WEBHOOK_UNSUPPORTED_MEDIA', `Content-Encoding "${encoding.slice(0, 40)}" is not accepted; send the body uncompressed`);
     }
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let done = false;
-      const finish = (error: Error | undefined): void => {
-        if (done) return;
-        done = true;
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.off('error', onError);
-        req.off('aborted', onAborted);
-        if (error === undefined) resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
-        else reject(error);
-      };
-      const onData = (chunk: Buffer): void => {
-        size += chunk.length;
-        if (size > limit) {
-          // Stop reading; the answer closes the connection, so the rest is never buffered.
-          req.pause();
-          res.setHeader('connection', 'close');
-          finish(tooLarge(limit));
-          return;
-        }
-        chunks.push(chunk);
-      };
-      const onEnd = (): void => finish(undefined);
-      const onError = (error: Error): void => finish(new PatchbayError('PB_WEBHOOK_ABORTED', 'the connection failed while the body was read', { cause: error }));
-      const onAborted = (): void => finish(new PatchbayError('PB_WEBHOOK_ABORTED', 'the sender closed the connection before the body was complete'));
-      req.on('data', onData);
-      req.on('end', onEnd);
-      req.on('error', onError);
-      req.on('aborted', onAborted);
-    });
+    const read = await readBodyWithin(req, res, this.maxBodyBytes);
+    if (read.kind === 'body') return read.body;
+    if (read.kind === 'tooLarge') throw new PatchbayError('PB_WEBHOOK_TOO_LARGE', `the body is larger than the limit of ${this.maxBodyBytes} bytes`);
+    throw new PatchbayError('PB_WEBHOOK_ABORTED', 'the sender closed the connection before the body was complete', { cause: read.cause });
   }
 
   private sourceOf(req: IncomingMessage): string {
@@ -341,10 +302,6 @@ function decodeSegment(segment: string): string {
   } catch (error) {
     throw new PatchbayError('PB_WEBHOOK_UNKNOWN_INTEGRATION', 'no integration with a webhook trigger has this name (the path is not valid percent-encoding)', { cause: error });
   }
-}
-
-function tooLarge(limit: number): PatchbayError {
-  return new PatchbayError('PB_WEBHOOK_TOO_LARGE', `the body is larger than the limit of ${limit} bytes`);
 }
 
 /** The value the nearest proxy added to an `X-Forwarded-*` header: the last of its list. */

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { codes } from '../../diag/codes.js';
 import { PatchbayError } from '../../diag/errors.js';
 import { systemClock, type Clock } from '../../lib/clock.js';
+import { readBodyWithin } from '../../lib/http-server.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { RunStatus, type RunCounts, type StateStore } from '../../store/state-store.js';
 import type { DaemonMetrics } from '../metrics.js';
@@ -89,6 +90,7 @@ interface RouteContext {
   readonly query: URLSearchParams;
   readonly params: readonly string[];
   readonly req: IncomingMessage;
+  readonly res: ServerResponse;
   readonly principal: AdminPrincipal;
 }
 
@@ -184,9 +186,9 @@ export function createAdminHandler(options: AdminHandlerOptions): AdminHandler {
     {
       pattern: /^\/admin\/v1\/runs\/retry$/,
       routes: [
-        operate(async ({ query, req, principal }) => {
+        operate(async ({ query, req, res, principal }) => {
           checkQuery(query, []);
-          const request = retryRequest(await readJsonBody(req, maxBodyBytes));
+          const request = retryRequest(await readJsonBody(req, res, maxBodyBytes));
           const body: RetryBody = request.ids !== undefined ? await replayRuns(store, request.ids, now) : await replayAllDead(store, request.integration, now);
           logger.log('info', 'dead letters replayed through the admin API', { subject: principal.subject, queued: body.queued, skipped: body.skipped.length, ...(request.integration === undefined ? {} : { integration: request.integration }) });
           return { status: 200, json: body };
@@ -210,9 +212,9 @@ export function createAdminHandler(options: AdminHandlerOptions): AdminHandler {
     {
       pattern: /^\/admin\/v1\/runs\/([^/]+)\/retry$/,
       routes: [
-        operate(async ({ query, params, req, principal }) => {
+        operate(async ({ query, params, req, res, principal }) => {
           checkQuery(query, []);
-          await readJsonBody(req, maxBodyBytes);
+          await readJsonBody(req, res, maxBodyBytes);
           const result = await replayRuns(store, [params[0]!], now);
           const skipped = result.skipped[0];
           if (skipped !== undefined) throw new PatchbayError(skipped.code, skipped.message);
@@ -262,7 +264,7 @@ export function createAdminHandler(options: AdminHandlerOptions): AdminHandler {
       } catch (error) {
         throw new PatchbayError('PB_ADMIN_BAD_REQUEST', 'the request path has a malformed percent escape', { cause: error });
       }
-      const answer = await withTimeLimit(route.run({ query: url.searchParams, params, req, principal }), route.timeoutMs);
+      const answer = await withTimeLimit(route.run({ query: url.searchParams, params, req, res, principal }), route.timeoutMs);
       if ('json' in answer) sendJson(res, answer.status, answer.json);
       else send(res, answer.status, answer.contentType, answer.text);
     } catch (error) {
@@ -367,15 +369,11 @@ function retryRequest(body: unknown): { ids?: readonly string[]; integration?: s
 }
 
 /** Reads a JSON request body up to `maxBytes`; an empty body is undefined. */
-async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) throw new PatchbayError('PB_ADMIN_BODY_TOO_LARGE', `the request body is larger than ${maxBytes} bytes`);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+async function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<unknown> {
+  const read = await readBodyWithin(req, res, maxBytes);
+  if (read.kind === 'tooLarge') throw new PatchbayError('PB_ADMIN_BODY_TOO_LARGE', `the request body is larger than ${maxBytes} bytes`);
+  if (read.kind === 'aborted') throw new PatchbayError('PB_ADMIN_BAD_REQUEST', 'the request body did not arrive whole', { cause: read.cause });
+  const text = read.body.toString('utf8');
   if (text.trim() === '') return undefined;
   try {
     return JSON.parse(text) as unknown;

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { systemClock, type Clock } from '../../lib/clock.js';
 import { looksSecretName, maskCredentials } from '../../lib/credentials.js';
+import { readBodyWithin, sendJson } from '../../lib/http-server.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import type { SecretSet } from '../../lib/secrets.js';
 import { soapEnvelope, xmlElements, type SoapVersion } from '../../providers/encode.js';
@@ -110,7 +111,9 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const [, first = '', ...rest] = url.pathname.split('/');
     const providerName = decodeSegment(first);
     const provider = options.registry.get(providerName);
-    const body = await readBody(req, maxBodyBytes);
+    const read = await readBodyWithin(req, res, maxBodyBytes);
+    if (read.kind === 'aborted') return;
+    const body = read.kind === 'body' ? read.body : undefined;
     const headers = headersOf(req);
     const path = `/${rest.join('/')}`;
     const mask = (text: string) => maskCredentials(options.secrets?.redact(text) ?? text);
@@ -187,20 +190,6 @@ function decodeSegment(segment: string): string {
     // Not a name the registry can hold: answered as an unknown provider.
     return segment;
   }
-}
-
-/** The body, or undefined when it is larger than `limit` (the rest is drained, not kept). */
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let tooLarge = false;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.byteLength;
-    if (size > limit) tooLarge = true;
-    if (!tooLarge) chunks.push(buffer);
-  }
-  return tooLarge ? undefined : Buffer.concat(chunks);
 }
 
 function headersOf(req: IncomingMessage): Record<string, string> {
@@ -305,12 +294,6 @@ function encodeAnswer(operation: ProviderOperation, request: SandboxRequest, val
 
 function json(status: number, value: unknown): Answer {
   return { status, headers: { 'content-type': 'application/json; charset=utf-8' }, body: Buffer.from(JSON.stringify(value ?? null), 'utf8') };
-}
-
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  const body = Buffer.from(JSON.stringify(value), 'utf8');
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(body.byteLength) });
-  res.end(body);
 }
 
 /** One root element: the value's single key, else `<Response>` around its fields. */
