@@ -9,7 +9,7 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import type { AcceptedEvent } from '../store/state-store.js';
 import type { ProviderWebhooks } from '../types/provider.generated.js';
 import { senderBucket } from './sender-key.js';
-import { handshakeOf, parseDelivery } from './webhooks/delivery.js';
+import { handshakeOf, parseDelivery, probeAnswerOf } from './webhooks/delivery.js';
 import type { InboundDelivery, WebhookVerifier } from './webhooks/verify.js';
 
 /**
@@ -128,8 +128,8 @@ export class WebhookIngress {
       const route = this.options.table.route(integration);
       const method = req.method ?? 'GET';
       // Mailchimp checks a new webhook URL with a GET before it sends anything.
-      const probe = (method === 'GET' || method === 'HEAD') && route?.webhooks.verification.scheme === 'mailchimp';
-      if (method !== 'POST' && !probe) {
+      const probe = route === undefined ? undefined : probeAnswerOf(route.webhooks, { method });
+      if (method !== 'POST' && probe === undefined) {
         res.setHeader('allow', 'POST');
         throw new PatchbayError('PB_WEBHOOK_METHOD_NOT_ALLOWED', `${method} is not allowed on /hooks/…: webhooks are delivered with POST`);
       }
@@ -142,7 +142,6 @@ export class WebhookIngress {
         throw new PatchbayError('PB_WEBHOOK_UNKNOWN_INTEGRATION', 'no integration with a webhook trigger has this name');
       }
       if (this.options.draining?.() === true) {
-        res.setHeader('retry-after', '5');
         throw new PatchbayError('PB_DAEMON_DRAINING', 'the daemon is shutting down; deliver again shortly');
       }
       if (!route.enabled) throw new PatchbayError('PB_INTEGRATION_DISABLED', `integration "${integration}" is disabled (enabled: false): it receives no events`);
@@ -151,8 +150,8 @@ export class WebhookIngress {
         res.setHeader('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))));
         throw new PatchbayError('PB_WEBHOOK_RATE_LIMITED', 'too many deliveries from this address; slow down');
       }
-      if (probe) {
-        sendJson(res, 200, { ok: true });
+      if (probe !== undefined) {
+        writeAnswer(res, probe);
         return;
       }
       const rawBody = await this.readBody(req, res);
@@ -161,8 +160,7 @@ export class WebhookIngress {
       const parsed = parseDelivery(route.webhooks, delivery, verified);
       const handshake = handshakeOf(route.webhooks, delivery, parsed.payload);
       if (handshake !== undefined) {
-        res.writeHead(handshake.status, { 'content-type': handshake.contentType });
-        res.end(handshake.body);
+        writeAnswer(res, handshake);
         this.logger.log('info', 'webhook handshake answered', { integration, requestId });
         return;
       }
@@ -293,6 +291,12 @@ export class WebhookIngress {
       throw new PatchbayError('PB_WEBHOOK_BAD_BODY', 'the request URL or Host header is not valid', { cause: error });
     }
   }
+}
+
+/** A handshake or probe answer (Slack's challenge, Mailchimp's URL check): nothing is stored. */
+function writeAnswer(res: ServerResponse, answer: { status: number; contentType: string; body: string }): void {
+  res.writeHead(answer.status, { 'content-type': answer.contentType, 'content-length': Buffer.byteLength(answer.body), 'cache-control': 'no-store' });
+  res.end(answer.body);
 }
 
 /** The integration's name from its path segment; malformed percent-encoding names no integration. */

@@ -431,3 +431,44 @@ ${ledgerConnection(sink)}  trigger:
     expect(later.json.runId).not.toBe(first.json.runId);
   });
 });
+
+describe('Mailchimp audience webhooks', () => {
+  it('answers Mailchimp\'s GET check of the URL, and accepts form deliveries carrying the secret in the URL, which is never logged', async () => {
+    const sink = await new Sink().start();
+    const key = `mckey_test_${Math.random().toString(36).slice(2)}_0123456789`;
+    const integration = `apiVersion: patchbay/v1
+kind: Integration
+metadata:
+  name: mc-hooks
+spec:
+  connections:
+    audience:
+      provider: mailchimp
+      variables: { dc: us21 }
+      webhookSecrets: [ { env: MC_WEBHOOK_KEY } ]
+${ledgerConnection(sink)}  trigger:
+    webhook: { connection: audience, events: [ subscribe ] }
+  steps:
+    - id: record
+      call: ledger.entries.create
+      with: { account: "{{ event.data.email }}", amount: 1 }
+`;
+    const { test } = await ledgerDaemon({ sink, extra: { mc: integration }, env: { MC_WEBHOOK_KEY: key } });
+    for (const method of ['GET', 'HEAD']) {
+      const check = await request(`${test.url}/hooks/mc-hooks`, { method: method as 'GET' | 'HEAD' });
+      expect(check.statusCode, method).toBe(200);
+      await check.body.dump();
+    }
+    const form = 'type=subscribe&fired_at=2026-11-24+10%3A00%3A00&data%5Bid%5D=8a25ff1d98&data%5Blist_id%5D=a6b5da1054&data%5Bemail%5D=api%40example.com';
+    const post = (query: string) => request(`${test.url}/hooks/mc-hooks${query}`, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const refused = await post('?key=wrong_key_0123456789');
+    expect(refused.statusCode).toBe(401);
+    await refused.body.dump();
+    const accepted = await post(`?key=${encodeURIComponent(key)}`);
+    expect(accepted.statusCode).toBe(202);
+    const { runId } = await accepted.body.json() as { runId: string };
+    // The form's brackets are nested into the event the steps read.
+    expect(await test.daemon.store.getPayload(runId)).toMatchObject({ type: 'subscribe', data: { email: 'api@example.com', list_id: 'a6b5da1054' } });
+    expect(test.logger.text()).not.toContain(key);
+  });
+});
