@@ -8,17 +8,14 @@ import { Progress } from '../engine/cli/progress.js';
 import { replayBatchSize } from '../engine/cli/runs-command.js';
 import { ManualClock } from '../engine/lib/clock.js';
 import { openSqliteStore, type SqliteStore } from '../engine/store/sqlite/sqlite-store.js';
-import type { NewEvent, RunRow, StepResult } from '../engine/store/state-store.js';
+import type { RunRow } from '../engine/store/state-store.js';
 import { makeTempDir, runCli } from './support/cli.js';
-import { fixtureStatus, startAdminServer, type AdminServer } from './daemon/admin-fixture.js';
+import { buildRunsFixture, fixtureEvent, fixtureOwner, fixtureRequest, fixtureStatus, fixtureStep, hourMs, minuteMs, startAdminServer, type AdminServer, type RunsFixture } from './daemon/admin-fixture.js';
 
 // `patchbay runs …` against real SQLite state files built through the store API, the way the
 // executor writes them: accepted events, claimed runs, recorded attempts with their (already
 // redacted) requests and responses.
 
-const minuteMs = 60_000;
-const hourMs = 60 * minuteMs;
-const owner = 'test-host:1:1';
 
 interface Captured {
   readonly code: number;
@@ -40,85 +37,12 @@ async function run(argv: readonly string[], options: { cwd?: string; env?: NodeJ
   return { code, stdout, stderr };
 }
 
-function event(integration: string, key: string, receivedAt: number, type = 'order.created'): NewEvent {
-  return { integration, eventKey: key, type, source: 'webhook', payload: { id: key, order: { total: 42 } }, receivedAt, revision: 'rev-1' };
-}
-
-function request(text: string) {
-  return {
-    method: 'POST',
-    url: 'https://api.acme.test/notes',
-    headers: { authorization: '[redacted]', 'content-type': 'application/json', 'idempotency-key': `key-${text}` },
-    body: { text },
-  };
-}
-
-function step(runId: string, now: number, index: number, stepId: string, attempt: StepResult['attempt'], stepState: StepResult['step'], runState: StepResult['run']): StepResult {
-  return { runId, owner, now, stepIndex: index, stepId, attempt, step: stepState, run: runState };
-}
-
-interface Fixture {
-  readonly path: string;
-  readonly base: number;
-  /** Finished 3 h ago (received 3 h ago), integration billing. */
-  readonly oldSucceeded: string;
-  /** Two steps, finished 2 h ago, integration orders. */
-  readonly succeeded: string;
-  /** Step 1 succeeded, step 2 failed then died; finished 30 min ago; integration orders. */
-  readonly dead: string;
-  /** Step 1 failed, next attempt in an hour; integration orders. */
-  readonly retrying: string;
-  /** Died on its first step 10 min ago; integration billing. */
-  readonly deadBilling: string;
-  /** Never claimed; integration billing. */
-  readonly queued: string;
-}
-
-/**
- * Builds a state file with one run in each interesting state, received (in this order, which is
- * also the order of `seq`) 3 h, 2 h, 30 min, 20 min, 10 min and 1 min before now.
- */
-async function buildFixture(): Promise<Fixture> {
-  const dir = makeTempDir('runs');
-  const path = join(dir, 'state.db');
-  const base = Date.now();
-  const store = await openSqliteStore(path);
-  try {
-    const accepted = await store.acceptEvents([
-      event('billing', 'evt_old', base - 3 * hourMs, 'invoice.paid'),
-      event('orders', 'evt_ok', base - 2 * hourMs),
-      event('orders', 'evt_dead', base - 30 * minuteMs),
-      event('orders', 'evt_retry', base - 20 * minuteMs),
-      event('billing', 'evt_dead_billing', base - 10 * minuteMs, 'invoice.paid'),
-    ]);
-    const [oldSucceeded, succeeded, dead, retrying, deadBilling] = accepted.map((a) => a.runId) as [string, string, string, string, string];
-    const claimed = await store.claimRuns({ owner, now: base - minuteMs, leaseMs: 24 * hourMs, capacity: new Map([['orders', 10], ['billing', 10]]) });
-    expect(claimed).toHaveLength(5);
-
-    let t = base - 3 * hourMs;
-    expect(await store.recordStep(step(oldSucceeded, t + 1000, 0, 'charge', { startedAt: t + 500, durationMs: 12, outcome: 'succeeded', request: request('old'), response: { status: 200, body: { id: 'in_1' } }, status: 200 }, { status: 'succeeded', output: { id: 'in_1' } }, { status: 'succeeded' }))).toBe(true);
-
-    t = base - 2 * hourMs;
-    expect(await store.recordStep(step(succeeded, t + 100, 0, 'fetch', { startedAt: t + 50, durationMs: 40, outcome: 'succeeded', request: request('fetch-ok'), response: { status: 200, body: { id: 'n_1' } }, status: 200 }, { status: 'succeeded', output: { id: 'n_1' } }, { status: 'running', nextStep: 1 }))).toBe(true);
-    expect(await store.recordStep(step(succeeded, t + 200, 1, 'notify', { startedAt: t + 150, durationMs: 30, outcome: 'succeeded', request: request('notify-ok'), response: { status: 201, body: { id: 'n_2' } }, status: 201 }, { status: 'succeeded', output: { id: 'n_2' } }, { status: 'succeeded' }))).toBe(true);
-
-    t = base - 30 * minuteMs;
-    expect(await store.recordStep(step(dead, t + 100, 0, 'fetch', { startedAt: t + 50, durationMs: 41, outcome: 'succeeded', request: request('fetch-dead'), response: { status: 200, body: { id: 'n_3' } }, status: 200 }, { status: 'succeeded', output: { id: 'n_3' } }, { status: 'running', nextStep: 1 }))).toBe(true);
-    expect(await store.recordStep(step(dead, t + 200, 1, 'notify', { startedAt: t + 150, durationMs: 503, outcome: 'failed', request: request('notify-1'), response: { status: 503, body: { error: 'busy' } }, status: 503, errorCode: 'PB_HTTP_UNAVAILABLE', errorMessage: 'the provider answered 503', retryAt: t + 1150 }, { status: 'pending' }, { status: 'running', nextStep: 1 }))).toBe(true);
-    expect(await store.recordStep(step(dead, t + 2000, 1, 'notify', { startedAt: t + 1200, durationMs: 77, outcome: 'dead', request: request('notify-2'), response: { status: 422, body: { error: 'bad \u001b[31mred\u001b[0m text \u009b2J' } }, status: 422, errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'rejected: \u001b[2Jcleared' }, { status: 'dead' }, { status: 'dead', errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'rejected: \u001b[2Jcleared', errorStep: 'notify' }))).toBe(true);
-
-    t = base - 20 * minuteMs;
-    expect(await store.recordStep(step(retrying, t + 100, 0, 'fetch', { startedAt: t + 50, durationMs: 5, outcome: 'failed', request: request('retry-1'), response: { status: 500, body: {} }, status: 500, errorCode: 'PB_HTTP_SERVER_ERROR', errorMessage: 'the provider answered 500', retryAt: base + hourMs }, { status: 'pending' }, { status: 'retrying', availableAt: base + hourMs }))).toBe(true);
-
-    t = base - 10 * minuteMs;
-    expect(await store.recordStep(step(deadBilling, t + 100, 0, 'charge', { startedAt: t + 50, durationMs: 9, outcome: 'dead', request: request('charge'), response: { status: 400, body: { error: 'no' } }, status: 400, errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'card declined' }, { status: 'dead' }, { status: 'dead', errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'card declined', errorStep: 'charge' }))).toBe(true);
-
-    const [queuedEvent] = await store.acceptEvents([event('billing', 'evt_queued', base - minuteMs, 'invoice.paid')]);
-    return { path, base, oldSucceeded, succeeded, dead, retrying, deadBilling, queued: queuedEvent!.runId };
-  } finally {
-    await store.close();
-  }
-}
+const event = fixtureEvent;
+const request = fixtureRequest;
+const step = fixtureStep;
+const owner = fixtureOwner;
+/** The shared runs fixture, without step counts: the STEPS column shows the steps reached. */
+const buildFixture = () => buildRunsFixture({ stepCounts: false });
 
 /** Opens the fixture's state file to check what a command did, and closes it. */
 async function inspect<T>(path: string, body: (store: SqliteStore) => Promise<T>): Promise<T> {
@@ -610,7 +534,7 @@ describe('patchbay runs --server (against a running daemon)', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  async function serve(f: Fixture): Promise<AdminServer> {
+  async function serve(f: RunsFixture): Promise<AdminServer> {
     const store = await openSqliteStore(f.path);
     const server = await startAdminServer({ store, auth: parseAdminAuthSettings({ PATCHBAY_ADMIN_TOKEN: adminToken, PATCHBAY_ADMIN_READ_TOKEN: readToken }), status: () => fixtureStatus(f.base) });
     cleanups.push(() => store.close(), () => server.close());

@@ -12,7 +12,7 @@ import { makeTempDir } from '../support/cli.js';
 
 export const minuteMs = 60_000;
 export const hourMs = 60 * minuteMs;
-const owner = 'test-host:1:1';
+export const fixtureOwner = 'test-host:1:1';
 
 export interface RunsFixture {
   readonly path: string;
@@ -31,23 +31,44 @@ export interface RunsFixture {
   readonly queued: string;
 }
 
-function event(integration: string, key: string, receivedAt: number, type = 'order.created'): NewEvent {
-  return { integration, eventKey: key, type, source: 'webhook', payload: { id: key, order: { total: 42 } }, receivedAt, revision: 'rev-1', stepCount: integration === 'orders' ? 2 : 1 };
+/** An event as the fixture accepts it; `stepCount` only when the fixture records integrations' step counts. */
+export function fixtureEvent(integration: string, key: string, receivedAt: number, type = 'order.created', stepCount?: number): NewEvent {
+  return { integration, eventKey: key, type, source: 'webhook', payload: { id: key, order: { total: 42 } }, receivedAt, revision: 'rev-1', ...(stepCount === undefined ? {} : { stepCount }) };
 }
 
-function request(text: string) {
-  return { method: 'POST', url: 'https://api.acme.test/notes', headers: { authorization: '[redacted]', 'content-type': 'application/json' }, body: { text } };
+/** A stored (already redacted) request. */
+export function fixtureRequest(text: string) {
+  return {
+    method: 'POST',
+    url: 'https://api.acme.test/notes',
+    headers: { authorization: '[redacted]', 'content-type': 'application/json', 'idempotency-key': `key-${text}` },
+    body: { text },
+  };
 }
 
-function step(runId: string, now: number, index: number, stepId: string, attempt: StepResult['attempt'], stepState: StepResult['step'], runState: StepResult['run']): StepResult {
-  return { runId, owner, now, stepIndex: index, stepId, attempt, step: stepState, run: runState };
+/** A step record written by `fixtureOwner`. */
+export function fixtureStep(runId: string, now: number, index: number, stepId: string, attempt: StepResult['attempt'], stepState: StepResult['step'], runState: StepResult['run']): StepResult {
+  return { runId, owner: fixtureOwner, now, stepIndex: index, stepId, attempt, step: stepState, run: runState };
 }
 
-/** Builds the state file (closed again) in a new temporary folder. */
-export async function buildRunsFixture(): Promise<RunsFixture> {
-  const dir = makeTempDir('admin');
+/**
+ * Builds a state file (closed again) in a new temporary folder, with one run in each interesting
+ * state, received (in this order, which is also the order of `seq`) 3 h, 2 h, 30 min, 20 min,
+ * 10 min and 1 min before now. Stored bodies and messages hold terminal escapes, for the commands
+ * that must print them escaped. `stepCounts: false` leaves the runs' step counts unknown (runs
+ * accepted before the store recorded them).
+ */
+export async function buildRunsFixture(options: { readonly stepCounts?: boolean } = {}): Promise<RunsFixture> {
+  const dir = makeTempDir('runs');
   const path = join(dir, 'state.db');
   const base = Date.now();
+  const count = (integration: string) => (options.stepCounts === false ? undefined : integration === 'orders' ? 2 : 1);
+  const event = (integration: string, key: string, receivedAt: number, type?: string) => fixtureEvent(integration, key, receivedAt, type, count(integration));
+  const request = fixtureRequest;
+  const step = fixtureStep;
+  const ok = (written: boolean) => {
+    if (!written) throw new Error('fixture step not recorded');
+  };
   const store = await openSqliteStore(path);
   try {
     await store.recordRevision({ id: 'rev-1', appliedAt: base - 4 * hourMs, integrations: ['billing', 'orders'] });
@@ -59,23 +80,21 @@ export async function buildRunsFixture(): Promise<RunsFixture> {
       event('billing', 'evt_dead_billing', base - 10 * minuteMs, 'invoice.paid'),
     ]);
     const [oldSucceeded, succeeded, dead, retrying, deadBilling] = accepted.map((a) => a.runId) as [string, string, string, string, string];
-    await store.claimRuns({ owner, now: base - minuteMs, leaseMs: 24 * hourMs, capacity: new Map([['orders', 10], ['billing', 10]]) });
-    const ok = (written: boolean) => {
-      if (!written) throw new Error('fixture step not recorded');
-    };
+    const claimed = await store.claimRuns({ owner: fixtureOwner, now: base - minuteMs, leaseMs: 24 * hourMs, capacity: new Map([['orders', 10], ['billing', 10]]) });
+    if (claimed.length !== 5) throw new Error(`fixture claimed ${claimed.length} runs, not 5`);
     let t = base - 3 * hourMs;
-    ok(await store.recordStep(step(oldSucceeded, t + 1000, 0, 'charge', { startedAt: t + 500, durationMs: 12, outcome: 'succeeded', request: request('old'), response: { status: 200 }, status: 200 }, { status: 'succeeded', output: { id: 'in_1' } }, { status: 'succeeded' })));
+    ok(await store.recordStep(step(oldSucceeded, t + 1000, 0, 'charge', { startedAt: t + 500, durationMs: 12, outcome: 'succeeded', request: request('old'), response: { status: 200, body: { id: 'in_1' } }, status: 200 }, { status: 'succeeded', output: { id: 'in_1' } }, { status: 'succeeded' })));
     t = base - 2 * hourMs;
-    ok(await store.recordStep(step(succeeded, t + 100, 0, 'fetch', { startedAt: t + 50, durationMs: 40, outcome: 'succeeded', request: request('fetch-ok'), response: { status: 200 }, status: 200 }, { status: 'succeeded', output: { id: 'n_1' } }, { status: 'running', nextStep: 1 })));
-    ok(await store.recordStep(step(succeeded, t + 200, 1, 'notify', { startedAt: t + 150, durationMs: 30, outcome: 'succeeded', request: request('notify-ok'), response: { status: 201 }, status: 201 }, { status: 'succeeded', output: { id: 'n_2' } }, { status: 'succeeded' })));
+    ok(await store.recordStep(step(succeeded, t + 100, 0, 'fetch', { startedAt: t + 50, durationMs: 40, outcome: 'succeeded', request: request('fetch-ok'), response: { status: 200, body: { id: 'n_1' } }, status: 200 }, { status: 'succeeded', output: { id: 'n_1' } }, { status: 'running', nextStep: 1 })));
+    ok(await store.recordStep(step(succeeded, t + 200, 1, 'notify', { startedAt: t + 150, durationMs: 30, outcome: 'succeeded', request: request('notify-ok'), response: { status: 201, body: { id: 'n_2' } }, status: 201 }, { status: 'succeeded', output: { id: 'n_2' } }, { status: 'succeeded' })));
     t = base - 30 * minuteMs;
-    ok(await store.recordStep(step(dead, t + 100, 0, 'fetch', { startedAt: t + 50, durationMs: 41, outcome: 'succeeded', request: request('fetch-dead'), response: { status: 200 }, status: 200 }, { status: 'succeeded', output: { id: 'n_3' } }, { status: 'running', nextStep: 1 })));
-    ok(await store.recordStep(step(dead, t + 200, 1, 'notify', { startedAt: t + 150, durationMs: 503, outcome: 'failed', request: request('notify-1'), response: { status: 503 }, status: 503, errorCode: 'PB_HTTP_UNAVAILABLE', errorMessage: 'the provider answered 503', retryAt: t + 1150 }, { status: 'pending' }, { status: 'running', nextStep: 1 })));
-    ok(await store.recordStep(step(dead, t + 2000, 1, 'notify', { startedAt: t + 1200, durationMs: 77, outcome: 'dead', request: request('notify-2'), response: { status: 422 }, status: 422, errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'rejected' }, { status: 'dead' }, { status: 'dead', errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'rejected', errorStep: 'notify' })));
+    ok(await store.recordStep(step(dead, t + 100, 0, 'fetch', { startedAt: t + 50, durationMs: 41, outcome: 'succeeded', request: request('fetch-dead'), response: { status: 200, body: { id: 'n_3' } }, status: 200 }, { status: 'succeeded', output: { id: 'n_3' } }, { status: 'running', nextStep: 1 })));
+    ok(await store.recordStep(step(dead, t + 200, 1, 'notify', { startedAt: t + 150, durationMs: 503, outcome: 'failed', request: request('notify-1'), response: { status: 503, body: { error: 'busy' } }, status: 503, errorCode: 'PB_HTTP_UNAVAILABLE', errorMessage: 'the provider answered 503', retryAt: t + 1150 }, { status: 'pending' }, { status: 'running', nextStep: 1 })));
+    ok(await store.recordStep(step(dead, t + 2000, 1, 'notify', { startedAt: t + 1200, durationMs: 77, outcome: 'dead', request: request('notify-2'), response: { status: 422, body: { error: 'bad \u001b[31mred\u001b[0m text \u009b2J' } }, status: 422, errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'rejected: \u001b[2Jcleared' }, { status: 'dead' }, { status: 'dead', errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'rejected: \u001b[2Jcleared', errorStep: 'notify' })));
     t = base - 20 * minuteMs;
-    ok(await store.recordStep(step(retrying, t + 100, 0, 'fetch', { startedAt: t + 50, durationMs: 5, outcome: 'failed', request: request('retry-1'), response: { status: 500 }, status: 500, errorCode: 'PB_HTTP_SERVER_ERROR', errorMessage: 'the provider answered 500', retryAt: base + hourMs }, { status: 'pending' }, { status: 'retrying', availableAt: base + hourMs })));
+    ok(await store.recordStep(step(retrying, t + 100, 0, 'fetch', { startedAt: t + 50, durationMs: 5, outcome: 'failed', request: request('retry-1'), response: { status: 500, body: {} }, status: 500, errorCode: 'PB_HTTP_SERVER_ERROR', errorMessage: 'the provider answered 500', retryAt: base + hourMs }, { status: 'pending' }, { status: 'retrying', availableAt: base + hourMs })));
     t = base - 10 * minuteMs;
-    ok(await store.recordStep(step(deadBilling, t + 100, 0, 'charge', { startedAt: t + 50, durationMs: 9, outcome: 'dead', request: request('charge'), response: { status: 400 }, status: 400, errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'card declined' }, { status: 'dead' }, { status: 'dead', errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'card declined', errorStep: 'charge' })));
+    ok(await store.recordStep(step(deadBilling, t + 100, 0, 'charge', { startedAt: t + 50, durationMs: 9, outcome: 'dead', request: request('charge'), response: { status: 400, body: { error: 'no' } }, status: 400, errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'card declined' }, { status: 'dead' }, { status: 'dead', errorCode: 'PB_PROVIDER_ERROR', errorMessage: 'card declined', errorStep: 'charge' })));
     const [queuedEvent] = await store.acceptEvents([event('billing', 'evt_queued', base - minuteMs, 'invoice.paid')]);
     return { path, base, oldSucceeded, succeeded, dead, retrying, deadBilling, queued: queuedEvent!.runId };
   } finally {
