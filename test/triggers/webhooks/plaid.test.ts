@@ -10,6 +10,7 @@ import { ProviderConnection } from '../../../engine/providers/connection.js';
 import { createPlaidVerifier, plaidKeyFetcher } from '../../../engine/triggers/webhooks/plaid-verification.js';
 import { createWebhookVerifier, type InboundDelivery, type WebhookVerifier } from '../../../engine/triggers/webhooks/verify.js';
 import type { Connection } from '../../../engine/types/integration.generated.js';
+import { HeldAnswers, until } from '../../support/held-answers.js';
 import { webhooksOf } from './corpus.js';
 
 /**
@@ -38,26 +39,7 @@ let server: Server;
 let origin: string;
 let connection: ProviderConnection;
 const hanging: ServerResponse[] = [];
-/** While true the fake Plaid holds its answers until `release()`. */
-let holding = false;
-const held: (() => void)[] = [];
-/** Requests not answered yet, and the most at once. */
-let open = 0;
-let maxOpen = 0;
-
-function release(): void {
-  holding = false;
-  for (const respond of held.splice(0)) respond();
-}
-
-/** Waits (at most 2 s) until `condition` holds. */
-async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 2_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+const answers = new HeldAnswers();
 
 function answer(res: ServerResponse, status: number, value: unknown): void {
   const text = JSON.stringify(value);
@@ -78,14 +60,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     hanging.push(res);
     return;
   }
-  open += 1;
-  maxOpen = Math.max(maxOpen, open);
-  const respond = (): void => {
-    open -= 1;
-    respondWithKey(res, input.key_id);
-  };
-  if (holding) held.push(respond);
-  else respond();
+  answers.answer(() => respondWithKey(res, input.key_id));
 }
 
 /** Answers /webhook_verification_key/get for `kid` as Plaid would (or fails as `mode` says). */
@@ -130,11 +105,10 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  release();
+  answers.reset();
   served.clear();
   asked.length = 0;
   mode = 'ok';
-  maxOpen = 0;
 });
 
 function freshKey(kid: string, expiredAt: number | null = null): KeyObject {
@@ -348,13 +322,13 @@ describe('plaid: Plaid-Verification JWTs', () => {
     const verify = createPlaidVerifier({ fetchKey: plaidKeyFetcher(connection), maxFetchesInFlight: 4, maxFetchesWaiting: 2, maxFetchWaitMs: 10_000 });
     const { privateKey: forger } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const tokens = await Promise.all(Array.from({ length: 10 }, (_, i) => signJwt(forger, `burst-${i}`)));
-    holding = true;
+    answers.holding = true;
     const forged = tokens.map((token) => outcome(verify, delivery(token)));
-    await until(() => open === 4);
+    await until(() => answers.open === 4);
     expect(await Promise.all(forged.slice(6))).toEqual(Array(4).fill('PB_WEBHOOK_KEY_UNAVAILABLE'));
-    release();
+    answers.release();
     expect(await Promise.all(forged.slice(0, 6))).toEqual(Array(6).fill('PB_WEBHOOK_BAD_SIGNATURE'));
-    expect(maxOpen).toBe(4);
+    expect(answers.maxOpen).toBe(4);
     expect(asked.length).toBe(6);
     // A kid refused for want of a slot is asked about on its next delivery.
     expect(await outcome(verify, delivery(tokens[9]!))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
@@ -367,16 +341,16 @@ describe('plaid: Plaid-Verification JWTs', () => {
     const { privateKey: forger } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const tokens = await Promise.all([0, 1].map((i) => signJwt(forger, `slow-${i}`)));
     const genuineToken = await signJwt(freshKey('kid-genuine'), 'kid-genuine');
-    holding = true;
+    answers.holding = true;
     const forged = tokens.map((token) => outcome(verify, delivery(token)));
-    await until(() => open === 2);
+    await until(() => answers.open === 2);
     const genuine = outcome(verify, delivery(genuineToken));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(open).toBe(2);
-    release();
+    expect(answers.open).toBe(2);
+    answers.release();
     expect(await genuine).toBe('accepted');
     expect(await Promise.all(forged)).toEqual(['PB_WEBHOOK_BAD_SIGNATURE', 'PB_WEBHOOK_BAD_SIGNATURE']);
-    expect(maxOpen).toBe(2);
+    expect(answers.maxOpen).toBe(2);
   });
 
   it('is refused as unsupported without a key source (the ingress never accepts unverified Plaid deliveries)', () => {

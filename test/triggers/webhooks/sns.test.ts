@@ -17,6 +17,7 @@ import {
   type SnsCertificateFetcher,
 } from '../../../engine/triggers/webhooks/sns-signature.js';
 import { createWebhookVerifier, type InboundDelivery, type WebhookVerifier } from '../../../engine/triggers/webhooks/verify.js';
+import { HeldAnswers, until } from '../../support/held-answers.js';
 import { webhooksOf } from './corpus.js';
 
 /**
@@ -54,34 +55,15 @@ let server: HttpsServer;
 let port: number;
 /** Paths the certificate server was asked for. */
 const fetched: string[] = [];
+const answers = new HeldAnswers();
 /** Status per path (default 200 with the signing certificate; 404 for made-up `…-dead<hex>.pem` names). */
 const statusOf = new Map<string, number>();
 /** The path served the other certificate. */
 const otherPath = '/SimpleNotificationService-0ff1ce.pem';
-/** While true the server holds its answers until `release()`. */
-let holding = false;
-const held: (() => void)[] = [];
-/** Requests the server has not answered yet, and the most at once. */
-let open = 0;
-let maxOpen = 0;
-
-function release(): void {
-  holding = false;
-  for (const answer of held.splice(0)) answer();
-}
 
 /** A made-up certificate URL on the real SNS host, which SNS answers 404. */
 function forgedCertUrl(index: number): string {
   return `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-dead${index.toString(16).padStart(4, '0')}.pem`;
-}
-
-/** Waits (at most 2 s) until `condition` holds. */
-async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 2_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 beforeAll(async () => {
@@ -91,16 +73,11 @@ beforeAll(async () => {
   server = createHttpsServer({ key: tls.key.export({ format: 'pem', type: 'pkcs8' }), cert: tls.certificate }, (req, res) => {
     const path = req.url ?? '/';
     fetched.push(path);
-    open += 1;
-    maxOpen = Math.max(maxOpen, open);
-    const answer = (): void => {
-      open -= 1;
+    answers.answer(() => {
       const status = statusOf.get(path) ?? (path.startsWith('/SimpleNotificationService-dead') ? 404 : 200);
       res.writeHead(status, { 'content-type': 'application/x-pem-file' });
       res.end(status === 200 ? (path === otherPath ? other.certificate : signing.certificate) : 'no');
-    };
-    if (holding) held.push(answer);
-    else answer();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
@@ -112,10 +89,9 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  release();
+  answers.reset();
   fetched.length = 0;
   statusOf.clear();
-  maxOpen = 0;
 });
 
 /**
@@ -401,16 +377,16 @@ describe('awsSns: forged certificate URLs cannot block genuine ones', () => {
   it('runs at most maxFetchesInFlight fetches at once, queues maxFetchesWaiting, refuses the rest at once without remembering them', async () => {
     const cache = new SnsCertificateCache({ fetch: localFetch, maxFetchesInFlight: 4, maxFetchesWaiting: 2, maxFetchWaitMs: 10_000 });
     const verify = verifierWith([topic], cache);
-    holding = true;
+    answers.holding = true;
     const forged = Array.from({ length: 10 }, (_, i) => outcome(verify, delivery(signed(notification({ SigningCertURL: forgedCertUrl(100 + i) }), { key: other.key }))));
-    await until(() => open === 4);
+    await until(() => answers.open === 4);
     expect(cache.fetchesInFlight).toBe(4);
     // The four beyond the queue are refused before anything is sent for them.
     const settled = await Promise.all(forged.slice(6));
     expect(settled).toEqual(Array(4).fill('PB_WEBHOOK_KEY_UNAVAILABLE'));
-    release();
+    answers.release();
     expect(await Promise.all(forged.slice(0, 6))).toEqual(Array(6).fill('PB_WEBHOOK_BAD_SIGNATURE'));
-    expect(maxOpen).toBe(4);
+    expect(answers.maxOpen).toBe(4);
     expect(fetched.length).toBe(6);
     // A URL refused for want of a slot is fetched on its next delivery.
     expect(await outcome(verify, delivery(signed(notification({ SigningCertURL: forgedCertUrl(109) }), { key: other.key })))).toBe('PB_WEBHOOK_BAD_SIGNATURE');
@@ -421,16 +397,16 @@ describe('awsSns: forged certificate URLs cannot block genuine ones', () => {
   it('a genuine message arriving while forged fetches fill every slot waits for one instead of being refused', async () => {
     const cache = new SnsCertificateCache({ fetch: localFetch, maxFetchesInFlight: 2 });
     const verify = verifierWith([topic], cache);
-    holding = true;
+    answers.holding = true;
     const forged = [0, 1].map((i) => outcome(verify, delivery(signed(notification({ SigningCertURL: forgedCertUrl(200 + i) }), { key: other.key }))));
-    await until(() => open === 2);
+    await until(() => answers.open === 2);
     const genuine = outcome(verify, delivery(signed(notification())));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(open).toBe(2);
-    release();
+    expect(answers.open).toBe(2);
+    answers.release();
     expect(await genuine).toBe('accepted');
     expect(await Promise.all(forged)).toEqual(['PB_WEBHOOK_BAD_SIGNATURE', 'PB_WEBHOOK_BAD_SIGNATURE']);
-    expect(maxOpen).toBe(2);
+    expect(answers.maxOpen).toBe(2);
   });
 });
 
