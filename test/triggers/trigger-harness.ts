@@ -103,9 +103,8 @@ export function ticket(id: string, iso: string): Ticket {
 
 export const token = `tkt_test_${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
 
-/** An integration polling the ticket API at `origin`; `poll` is the YAML of `trigger.poll`'s fields, indented by six spaces. */
-export function pollIntegration(name: string, origin: string, poll: string, extra = ''): string {
-  const host = new URL(origin).host;
+/** The start of an integration whose `tickets` connection reaches `origin` on loopback, up to its connections. */
+function ticketsIntegrationHead(name: string, origin: string): string {
   return `apiVersion: patchbay/v1
 kind: Integration
 metadata:
@@ -115,10 +114,15 @@ spec:
     tickets:
       provider: tickets
       baseUrl: ${origin}
-      allowedHosts: [ "${host}" ]
+      allowedHosts: [ "${new URL(origin).host}" ]
       allowPrivateAddresses: [ 127.0.0.1/32 ]
       auth: { type: bearer, token: { env: TICKETS_TOKEN } }
-  vars:
+`;
+}
+
+/** An integration polling the ticket API at `origin`; `poll` is the YAML of `trigger.poll`'s fields, indented by six spaces. */
+export function pollIntegration(name: string, origin: string, poll: string, extra = ''): string {
+  return `${ticketsIntegrationHead(name, origin)}  vars:
     order: desc
   trigger:
     poll:
@@ -134,19 +138,7 @@ ${extra}`;
 
 /** An integration on a cron schedule; its step would write a note (never executed here). */
 export function scheduleIntegration(name: string, schedule: string, extra = ''): string {
-  return `apiVersion: patchbay/v1
-kind: Integration
-metadata:
-  name: ${name}
-spec:
-  connections:
-    tickets:
-      provider: tickets
-      baseUrl: http://127.0.0.1:9
-      allowedHosts: [ "127.0.0.1:9" ]
-      allowPrivateAddresses: [ 127.0.0.1/32 ]
-      auth: { type: bearer, token: { env: TICKETS_TOKEN } }
-  trigger:
+  return `${ticketsIntegrationHead(name, 'http://127.0.0.1:9')}  trigger:
     schedule:
 ${schedule}
   steps:
