@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseRate, parseSizeBytes, readServeConfig } from '../../engine/daemon/config.js';
-import { PatchbayError } from '../../engine/diag/errors.js';
-
-function refusal(run: () => unknown): PatchbayError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof PatchbayError) return error;
-    throw error;
-  }
-  throw new Error('expected a refusal');
-}
+import { thrown } from '../support/errors.js';
 
 describe('serve configuration', () => {
   it('defaults to port 8080 on every interface, 1 MiB bodies, 100/s per sender, 30 days of retention', () => {
@@ -33,16 +23,16 @@ describe('serve configuration', () => {
   });
 
   it('refuses values it cannot use, naming the flag or the variable', () => {
-    expect(refusal(() => readServeConfig({}, [], { PORT: '80x' }, '/tmp')).message).toMatch(/^PORT must be a port number/);
-    expect(refusal(() => readServeConfig({ port: '70000' }, [], {}, '/tmp')).message).toMatch(/^--port must be/);
-    expect(refusal(() => readServeConfig({}, [], { PATCHBAY_MAX_BODY: '1tb' }, '/tmp')).code).toBe('PB_DAEMON_BAD_CONFIG');
-    expect(refusal(() => readServeConfig({ 'inbound-rate': 'lots' }, [], {}, '/tmp')).message).toMatch(/^--inbound-rate must be a rate/);
-    expect(refusal(() => readServeConfig({}, [], { PATCHBAY_RETENTION: '10s' }, '/tmp')).message).toMatch(/^PATCHBAY_RETENTION must be a duration of at least 1m/);
-    expect(refusal(() => readServeConfig({ 'tls-cert': 'cert.pem' }, [], {}, '/tmp')).message).toMatch(/go together/);
-    expect(refusal(() => readServeConfig({ 'tls-cert': '/nonexistent/c.pem', 'tls-key': '/nonexistent/k.pem' }, [], {}, '/tmp')).message).toMatch(/cannot read \/nonexistent\/c\.pem \(ENOENT\)/);
-    expect(refusal(() => readServeConfig({}, [], { PATCHBAY_PUBLIC_URL: 'https://user:pw@example.com/?a=1' }, '/tmp')).message).not.toContain('pw');
-    expect(refusal(() => readServeConfig({ 'log-level': 'loud' }, [], {}, '/tmp')).message).toMatch(/debug, info, warn, error/);
-    expect(refusal(() => readServeConfig({}, [], { PATCHBAY_PROXY_HOPS: '0' }, '/tmp')).message).toMatch(/^PATCHBAY_PROXY_HOPS must be a number of proxies/);
+    expect(thrown(() => readServeConfig({}, [], { PORT: '80x' }, '/tmp')).message).toMatch(/^PORT must be a port number/);
+    expect(thrown(() => readServeConfig({ port: '70000' }, [], {}, '/tmp')).message).toMatch(/^--port must be/);
+    expect(thrown(() => readServeConfig({}, [], { PATCHBAY_MAX_BODY: '1tb' }, '/tmp')).code).toBe('PB_DAEMON_BAD_CONFIG');
+    expect(thrown(() => readServeConfig({ 'inbound-rate': 'lots' }, [], {}, '/tmp')).message).toMatch(/^--inbound-rate must be a rate/);
+    expect(thrown(() => readServeConfig({}, [], { PATCHBAY_RETENTION: '10s' }, '/tmp')).message).toMatch(/^PATCHBAY_RETENTION must be a duration of at least 1m/);
+    expect(thrown(() => readServeConfig({ 'tls-cert': 'cert.pem' }, [], {}, '/tmp')).message).toMatch(/go together/);
+    expect(thrown(() => readServeConfig({ 'tls-cert': '/nonexistent/c.pem', 'tls-key': '/nonexistent/k.pem' }, [], {}, '/tmp')).message).toMatch(/cannot read \/nonexistent\/c\.pem \(ENOENT\)/);
+    expect(thrown(() => readServeConfig({}, [], { PATCHBAY_PUBLIC_URL: 'https://user:pw@example.com/?a=1' }, '/tmp')).message).not.toContain('pw');
+    expect(thrown(() => readServeConfig({ 'log-level': 'loud' }, [], {}, '/tmp')).message).toMatch(/debug, info, warn, error/);
+    expect(thrown(() => readServeConfig({}, [], { PATCHBAY_PROXY_HOPS: '0' }, '/tmp')).message).toMatch(/^PATCHBAY_PROXY_HOPS must be a number of proxies/);
   });
 
   it('parses sizes and rates', () => {
