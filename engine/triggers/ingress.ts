@@ -180,8 +180,7 @@ export class WebhookIngress {
       // Without a signed id: the body's hash, with the signed time when the scheme signs one. A
       // replay within the tolerance is then a duplicate, and a provider that sends the same bytes
       // again later (Plaid's SYNC_UPDATES_AVAILABLE) is a new event.
-      const bodyKey = `sha256:${createHash('sha256').update(rawBody).digest('hex')}`;
-      const eventKey = signedId ?? (verified.signedAtMs === undefined ? bodyKey : `${bodyKey}@${verified.signedAtMs}`);
+      const eventKey = signedId ?? bodyKeyOf(rawBody, verified.signedAtMs);
       const [accepted] = await this.options.submit([
         { integration, eventKey, type: parsed.eventType, source: 'webhook', payload: parsed.payload, receivedAt: this.clock.now() },
       ]);
@@ -204,16 +203,17 @@ export class WebhookIngress {
     let status = known === undefined ? 500 : (ingressStatus[known.code] ?? 500);
     let code = known?.code ?? 'PB_INTERNAL';
     let message = known?.message ?? 'the delivery could not be accepted';
-    if (status === 503) res.setHeader('retry-after', '5');
-    if (known !== undefined && status === 500 && known.code.startsWith('PB_STATE_')) {
-      // The store refused the commit: nothing was accepted, so the sender must deliver again.
-      status = 503;
-      res.setHeader('retry-after', '5');
-      message = 'the event could not be stored; deliver it again';
-    } else if (known !== undefined && status === 500) {
-      code = 'PB_INTERNAL';
-      message = 'the delivery could not be accepted';
+    if (known !== undefined && status === 500) {
+      if (known.code.startsWith('PB_STATE_')) {
+        // The store refused the commit: nothing was accepted, so the sender must deliver again.
+        status = 503;
+        message = 'the event could not be stored; deliver it again';
+      } else {
+        code = 'PB_INTERNAL';
+        message = 'the delivery could not be accepted';
+      }
     }
+    if (status === 503) res.setHeader('retry-after', '5');
     this.options.observer?.rejected?.(context.integration, code);
     // A sender that hung up is its own problem: no alarm, and nobody reads the answer.
     const level = status >= 500 ? 'error' : code === 'PB_WEBHOOK_ABORTED' ? 'info' : 'warn';
@@ -229,7 +229,7 @@ export class WebhookIngress {
       res.destroy();
       return;
     }
-    if (status === 413) res.setHeader('connection', 'close');
+    // An oversized body was left unread: readBodyWithin has set `Connection: close`.
     sendJson(res, status, { error: { code, message } });
   }
 
@@ -291,6 +291,12 @@ export class WebhookIngress {
       throw new PatchbayError('PB_WEBHOOK_BAD_BODY', 'the request URL or Host header is not valid', { cause: error });
     }
   }
+}
+
+/** The key of a delivery without a signed id: the body's SHA-256, with the signed time when there is one. */
+function bodyKeyOf(rawBody: Buffer, signedAtMs: number | undefined): string {
+  const hash = `sha256:${createHash('sha256').update(rawBody).digest('hex')}`;
+  return signedAtMs === undefined ? hash : `${hash}@${signedAtMs}`;
 }
 
 /** A handshake or probe answer (Slack's challenge, Mailchimp's URL check): nothing is stored. */
