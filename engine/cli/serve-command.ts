@@ -156,6 +156,7 @@ function sandboxBanner(daemon: Daemon): string {
     '  SANDBOX MODE: every provider call goes to a local sandbox at ' + (daemon.sandbox?.url ?? '(none)') + ';',
     '  nothing leaves this machine. Secrets missing from the environment and every webhook secret',
     '  are generated for this run (.patchbay/sandbox.json, removed on exit).',
+    ...(daemon.generatedSecrets.length === 0 ? [] : [`  Generated values for: ${daemon.generatedSecrets.join(', ')}`]),
     `  Daemon: ${daemon.url}   Webhooks: ${daemon.url}/hooks/<integration>`,
     ...(webhook === undefined ? [] : [`  Try it: npx patchbay send ${daemon.hooks.names.includes('stripe-payment-followup') ? 'stripe-payment-followup' : webhook}`]),
     '',

@@ -4,18 +4,18 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { renderText } from '../diag/render.js';
 import { Executor, type ExecutorOptions } from '../executor/executor.js';
-import { buildExecutionPlan, type ExecutionPlan, type PlanOptions } from '../executor/plan.js';
+import { buildExecutionPlan, type ExecutionPlan } from '../executor/plan.js';
 import { startRetention } from '../executor/retention.js';
 import type { BucketSpec } from '../executor/rate-limiter.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import { Redactor, redactingLogger } from '../lib/redact.js';
-import { SecretSet, type SecretSources } from '../lib/secrets.js';
+import { SecretSet } from '../lib/secrets.js';
 import { validateManifests, type ValidationResult } from '../manifest/validate.js';
 import { openStateStore } from '../store/open-store.js';
 import type { StateStore } from '../store/state-store.js';
-import { WebhookIngress, type IngressObserver } from '../triggers/ingress.js';
-import { buildHookRoutes, type HookRoutes, type WebhookSecretResolver } from '../triggers/webhook-routes.js';
+import { WebhookIngress } from '../triggers/ingress.js';
+import { buildHookRoutes, type HookRoutes } from '../triggers/webhook-routes.js';
 import { packageRoot } from '../lib/package-root.js';
 import { startTriggers, type TriggerScheduler } from '../triggers/scheduler.js';
 import type { DaemonStatus, IntegrationStatus } from './admin/api.js';
@@ -25,7 +25,7 @@ import { DaemonMetrics } from './metrics.js';
 import { startSandbox, sandboxConnectionContext, type Sandbox } from './sandbox/sandbox.js';
 import { createSandboxSecrets } from './sandbox/secrets.js';
 import { removeSandboxFile, writeSandboxFile } from './sandbox/state-file.js';
-import { createDaemonServer, type DaemonServer } from './server.js';
+import { createDaemonServer } from './server.js';
 
 /**
  * The daemon's composition root: validates the manifests, prepares the plan, opens the store,
@@ -60,15 +60,8 @@ export interface DaemonOptions {
   readonly proxyHops?: number;
   /** Finished runs older than this are purged hourly; undefined keeps everything. */
   readonly retentionMs?: number | undefined;
-  /** Secret sources other than `env` (the sandbox's generated values). */
-  readonly secretSources?: SecretSources;
-  /** Replaces webhook secret resolution (the sandbox's generated secrets). */
-  readonly webhookSecrets?: WebhookSecretResolver;
-  /** Passed to every connection (the sandbox's base URLs). */
-  readonly connectionContext?: PlanOptions['connectionContext'];
   /** Extra executor settings (tests: lease and poll intervals). */
   readonly executor?: Partial<Pick<ExecutorOptions, 'leaseMs' | 'pollIntervalMs' | 'maxRateWaitMs'>>;
-  readonly ingressObserver?: IngressObserver;
   /**
    * Send every provider call to a built-in local sandbox, resolve secrets the environment lacks to
    * generated values, generate webhook secrets and an admin token, and write them to
@@ -123,7 +116,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Daem
   const startedAt = clock.now();
   const validation = await validateManifests({ paths: options.paths, providerDirs: options.providerDirs, bundledProviders: options.catalogue, cwd: options.cwd });
   const sandboxSecrets = options.sandbox === true ? createSandboxSecrets({ integrations: validation.integrations, registry: validation.registry, env: options.env }) : undefined;
-  const secrets = new SecretSet({ env: options.env, ...options.secretSources, ...sandboxSecrets?.sources });
+  const secrets = new SecretSet({ env: options.env, ...sandboxSecrets?.sources });
   const logger = redactingLogger(options.logger, new Redactor({ secrets }));
   const errors = validation.diagnostics.filter((diagnostic) => diagnostic.severity === 'error');
   if (errors.length > 0) {
@@ -152,12 +145,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Daem
       secrets,
       clock,
       logger,
-      connectionContext: sandbox === undefined ? options.connectionContext : sandboxConnectionContext(sandbox),
+      ...(sandbox === undefined ? {} : { connectionContext: sandboxConnectionContext(sandbox) }),
     });
     opened.push(() => plan.close());
     const store = await openStateStore(options.statePath);
     opened.push(() => store.close());
-    const hooks = await buildHookRoutes(plan, secrets, sandboxSecrets === undefined ? options.webhookSecrets : (...args) => sandboxSecrets.resolveWebhookSecrets(...args));
+    const hooks = await buildHookRoutes(plan, secrets, sandboxSecrets === undefined ? undefined : (...args) => sandboxSecrets.resolveWebhookSecrets(...args));
     opened.push(() => hooks.close());
     for (const [name, error] of [...plan.broken, ...hooks.problems]) {
       logger.log('error', 'integration cannot run; its deliveries are answered 503 until it is fixed', { integration: name, code: error.code, error: error.message });
@@ -178,7 +171,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Daem
     });
     let draining = false;
     let ready = false;
-    const observer = options.ingressObserver;
     const ingress = new WebhookIngress({
       table: hooks,
       submit: (events) => executor.submit(events),
@@ -192,14 +184,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Daem
       clock,
       logger,
       observer: {
-        received: (integration) => {
-          metrics.eventReceived(integration, 'webhook');
-          observer?.received?.(integration);
-        },
-        rejected: (integration, code) => {
-          metrics.eventRejected(integration, code);
-          observer?.rejected?.(integration, code);
-        },
+        received: (integration) => metrics.eventReceived(integration, 'webhook'),
+        rejected: (integration, code) => metrics.eventRejected(integration, code),
       },
     });
 
@@ -342,4 +328,3 @@ export function hookUrls(daemon: Daemon): { integration: string; url: string }[]
   return daemon.hooks.names.map((name) => ({ integration: name, url: `${daemon.url}/hooks/${encodeURIComponent(name)}` }));
 }
 
-export type { DaemonServer };

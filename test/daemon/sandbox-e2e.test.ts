@@ -19,6 +19,8 @@ describe('serve --sandbox with send', () => {
     const sandboxFile = join(dir, '.patchbay', 'sandbox.json');
     try {
       expect(daemon.output()).toContain('SANDBOX MODE');
+      // The banner names the variables given generated values (the flagship's Stripe key among them).
+      expect(daemon.output()).toMatch(/Generated values for: .*STRIPE_API_KEY/);
       expect(existsSync(sandboxFile)).toBe(true);
       const info = JSON.parse(readFileSync(sandboxFile, 'utf8')) as { daemonUrl: string; adminToken: string; integrations: Record<string, { webhookSecrets: string[] }> };
       expect(info.daemonUrl).toBe(daemon.url);
