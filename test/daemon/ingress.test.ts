@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
-import { connect } from 'node:net';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { rejection } from '../support/errors.js';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
@@ -470,5 +472,24 @@ ${ledgerConnection(sink)}  trigger:
     // The form's brackets are nested into the event the steps read.
     expect(await test.daemon.store.getPayload(runId)).toMatchObject({ type: 'subscribe', data: { email: 'api@example.com', list_id: 'a6b5da1054' } });
     expect(test.logger.text()).not.toContain(key);
+  });
+});
+
+describe('start-up', () => {
+  it('refuses a port in use with PB_DAEMON_LISTEN naming the address', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      const error = await rejection(startTestDaemon({
+        integrations: { ledger: ledgerIntegration({ name: 'ledger-hooks', origin: 'http://127.0.0.1:9', steps: '    - id: record\n      call: ledger.entries.create\n      with: { account: a, amount: 1 }' }) },
+        env: { LEDGER_TOKEN: 'ledger_test_token_0002', LEDGER_WEBHOOK_SECRET: newWebhookSecret() },
+        daemon: { port },
+      }));
+      expect(error.code).toBe('PB_DAEMON_LISTEN');
+      expect(error.message).toContain(`127.0.0.1:${port}`);
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
   });
 });
