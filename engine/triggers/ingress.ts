@@ -9,7 +9,7 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import type { AcceptedEvent } from '../store/state-store.js';
 import type { ProviderWebhooks } from '../types/provider.generated.js';
 import { senderBucket } from './sender-key.js';
-import { handshakeOf, parseDelivery, probeAnswerOf } from './webhooks/delivery.js';
+import { handshakeOf, ignoredNotice, parseDelivery, probeAnswerOf } from './webhooks/delivery.js';
 import type { InboundDelivery, WebhookVerifier } from './webhooks/verify.js';
 
 /**
@@ -167,10 +167,9 @@ export class WebhookIngress {
       if (route.events !== 'any' && (parsed.eventType === undefined || !route.events.has(parsed.eventType))) {
         // A 2xx, or the sender would deliver it again and again.
         sendJson(res, 200, { accepted: false, ignored: true, reason: 'event type not subscribed' });
-        if (parsed.eventType === 'SubscriptionConfirmation') {
-          // Nothing is delivered until someone confirms; the token is a capability, so it is not logged.
-          const topic = (parsed.payload as { TopicArn?: unknown } | null)?.TopicArn;
-          this.logger.log('warn', 'an SNS subscription waits for confirmation: subscribe the integration to SubscriptionConfirmation, or confirm it with the AWS CLI (aws sns confirm-subscription)', { integration, requestId, topicArn: typeof topic === 'string' ? topic : undefined });
+        const notice = ignoredNotice(route.webhooks, parsed);
+        if (notice !== undefined) {
+          this.logger.log('warn', notice.message, { integration, requestId, ...notice.fields });
         } else {
           this.logger.log('debug', 'webhook ignored: event type not subscribed', { integration, requestId, eventType: parsed.eventType });
         }

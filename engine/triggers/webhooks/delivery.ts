@@ -163,3 +163,17 @@ export function handshakeOf(webhooks: ProviderWebhooks, delivery: InboundDeliver
   }
   return { status: 200, contentType: 'text/plain; charset=utf-8', body: challenge };
 }
+
+/**
+ * What an operator must hear about an event the trigger does not subscribe to, beyond a debug
+ * line: an SNS SubscriptionConfirmation, without which the topic delivers nothing. Never carries
+ * the confirmation token or URL (a capability).
+ */
+export function ignoredNotice(webhooks: ProviderWebhooks, parsed: { readonly eventType: string | undefined; readonly payload: unknown }): { message: string; fields: Record<string, unknown> } | undefined {
+  if (webhooks.verification.scheme !== 'awsSns' || parsed.eventType !== 'SubscriptionConfirmation') return undefined;
+  const topic = (parsed.payload as { TopicArn?: unknown } | null)?.TopicArn;
+  return {
+    message: 'an SNS subscription waits for confirmation: subscribe the integration to SubscriptionConfirmation, or confirm it with the AWS CLI (aws sns confirm-subscription)',
+    fields: { topicArn: typeof topic === 'string' ? topic : undefined },
+  };
+}

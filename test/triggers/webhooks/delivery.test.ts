@@ -151,3 +151,16 @@ describe('form bodies', () => {
     expect(thrown(() => parseDelivery(twilio, delivery('__proto__=1', form))).code).toBe('PB_WEBHOOK_BAD_BODY');
   });
 });
+
+describe('notices for ignored events', () => {
+  it('names the topic of an unconfirmed SNS subscription, never its token, and says nothing for other events', async () => {
+    const { ignoredNotice } = await import('../../../engine/triggers/webhooks/delivery.js');
+    const sns = { verification: { scheme: 'awsSns' as const }, eventType: { header: 'x-amz-sns-message-type' } };
+    const payload = { Type: 'SubscriptionConfirmation', TopicArn: 'arn:aws:sns:us-east-1:123456789012:orders', Token: 'tok_secret_capability', SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Token=tok_secret_capability' };
+    const notice = ignoredNotice(sns, { eventType: 'SubscriptionConfirmation', payload });
+    expect(notice?.fields).toEqual({ topicArn: 'arn:aws:sns:us-east-1:123456789012:orders' });
+    expect(JSON.stringify(notice)).not.toContain('tok_secret_capability');
+    expect(ignoredNotice(sns, { eventType: 'UnsubscribeConfirmation', payload })).toBeUndefined();
+    expect(ignoredNotice({ verification: { scheme: 'stripe' as const }, eventType: { path: 'type' } }, { eventType: 'SubscriptionConfirmation', payload })).toBeUndefined();
+  });
+});
