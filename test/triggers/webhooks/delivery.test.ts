@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { jsonErrorOffset } from '../../../engine/triggers/webhooks/body-text.js';
-import { parseDelivery } from '../../../engine/triggers/webhooks/delivery.js';
+import { ignoredNotice, parseDelivery } from '../../../engine/triggers/webhooks/delivery.js';
 import { nestedFormObject, parseFormFields } from '../../../engine/triggers/webhooks/form-body.js';
 import type { InboundDelivery } from '../../../engine/triggers/webhooks/verify.js';
 import { thrown } from '../../support/errors.js';
@@ -153,8 +153,7 @@ describe('form bodies', () => {
 });
 
 describe('notices for ignored events', () => {
-  it('names the topic of an unconfirmed SNS subscription, never its token, and says nothing for other events', async () => {
-    const { ignoredNotice } = await import('../../../engine/triggers/webhooks/delivery.js');
+  it('names the topic of an unconfirmed SNS subscription, never its token, and says nothing for other events', () => {
     const sns = { verification: { scheme: 'awsSns' as const }, eventType: { header: 'x-amz-sns-message-type' } };
     const payload = { Type: 'SubscriptionConfirmation', TopicArn: 'arn:aws:sns:us-east-1:123456789012:orders', Token: 'tok_secret_capability', SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Token=tok_secret_capability' };
     const notice = ignoredNotice(sns, { eventType: 'SubscriptionConfirmation', payload });
